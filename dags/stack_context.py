@@ -1,0 +1,50 @@
+"""What the airflow-k8s stack tells DAGs about itself, through environment variables.
+
+The stack injects these variables into every pod that parses or runs DAGs; DAGs read them here instead
+of repeating names. The Pulumi program imports the variable names from this file too, so the contract
+has a single source. Standard library only: this file ships with the DAGs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+ENV_NAMESPACE = "AIRFLOW_K8S_NAMESPACE"
+ENV_TASK_SERVICE_ACCOUNT = "AIRFLOW_K8S_TASK_SERVICE_ACCOUNT"
+ENV_API_SERVER_URL = "AIRFLOW_K8S_API_SERVER_URL"
+ENV_EXAMPLE_SECRET = "AIRFLOW_K8S_EXAMPLE_SECRET"
+ENV_EXAMPLE_CONFIG_MAP = "AIRFLOW_K8S_EXAMPLE_CONFIG_MAP"
+
+
+@dataclass(frozen=True)
+class StackContext:
+    namespace: str
+    """Namespace the stack (and every task pod) lives in."""
+    task_service_account: str
+    """ServiceAccount for task pods: no RBAC, no API token."""
+    api_server_url: str
+    """In-cluster URL of the api-server Service (a name, never an IP)."""
+    example_secret: str
+    """Secret the example DAGs read credentials from."""
+    example_config_map: str
+    """ConfigMap the example DAGs read settings from."""
+
+    @classmethod
+    def from_env(cls) -> StackContext:
+        missing = [name for name in ENV_BY_FIELD.values() if not os.environ.get(name)]
+        if missing:
+            raise RuntimeError(
+                f"{', '.join(missing)} not set: this DAG expects to run in a pod of the airflow-k8s stack"
+            )
+        return cls(**{field: os.environ[env] for field, env in ENV_BY_FIELD.items()})
+
+
+ENV_BY_FIELD = {
+    "namespace": ENV_NAMESPACE,
+    "task_service_account": ENV_TASK_SERVICE_ACCOUNT,
+    "api_server_url": ENV_API_SERVER_URL,
+    "example_secret": ENV_EXAMPLE_SECRET,
+    "example_config_map": ENV_EXAMPLE_CONFIG_MAP,
+}
+assert set(ENV_BY_FIELD) == {f.name for f in fields(StackContext)}

@@ -1,0 +1,69 @@
+"""Helpers shared by the tests: evaluate the program under mocks and look into what it registered."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from tools.mock_engine import Evaluation, Secret, evaluate_stack, reveal
+
+__all__ = ["Evaluation", "Secret", "containers", "decoded_secret", "env_of", "evaluate_ok", "pod_spec", "reveal"]
+
+
+def evaluate_ok(stack: str = "dev", secret_overrides: dict[str, Any] | None = None, **overrides: Any) -> Evaluation:
+    """Evaluate a stack file with some keys replaced; fail the test if the program raised."""
+    evaluation = evaluate_stack(stack, overrides, secret_overrides)
+    if evaluation.error is not None:
+        raise AssertionError(f"program failed: {evaluation.error}") from evaluation.error
+    return evaluation
+
+
+def decoded_secret(evaluation: Evaluation, name: str) -> dict[str, str]:
+    data = evaluation.find("Secret", name)["data"]
+    assert isinstance(data, Secret), f"Secret {name} data is not a Pulumi secret"
+    return {k: base64.b64decode(v).decode() for k, v in reveal(data).items()}
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj["spec"]["template"]["spec"]
+
+
+def containers(obj: dict[str, Any], init: bool = False) -> Iterator[dict[str, Any]]:
+    spec = pod_spec(obj)
+    if init:
+        yield from spec.get("initContainers", [])
+    yield from spec["containers"]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    """name -> value, or -> the valueFrom source."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def canonical(evaluation: Evaluation) -> str:
+    """Every registration, secrets marked, as one JSON text (for byte comparisons)."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, Secret):
+            return {"<secret>": encode(value.value)}
+        if isinstance(value, dict):
+            return {k: encode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [encode(v) for v in value]
+        return value
+
+    rows = [  # registration order follows async resolution; identity is the URN
+        {
+            "type": r.type,
+            "name": r.name,
+            "parent": r.parent,
+            "inputs": encode(r.inputs),
+            "protect": r.protect,
+            "ignoreChanges": r.ignore_changes,
+            "dependencies": r.dependencies,
+        }
+        for r in sorted(evaluation.registrations, key=lambda r: r.urn)
+    ]
+    return json.dumps({"resources": rows, "outputs": encode(evaluation.outputs)}, sort_keys=True)

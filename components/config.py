@@ -102,6 +102,13 @@ def image_tag(value: str) -> str | None:
     return None
 
 
+def http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.hostname and not parts.query and not parts.fragment:
+        return None
+    return 'must be an http(s) URL without query or fragment, e.g. "https://airflow.example.com"'
+
+
 def duration(value: str) -> str | None:
     return None if _DURATION.match(value) else 'must be a duration such as "30s", "1m" or "1h30m"'
 
@@ -243,6 +250,12 @@ class ImageConfig:
 class ApiServerConfig:
     replicas: int = setting("api-server pods.", default=1, check=non_negative)
     workers: int = setting("uvicorn worker processes per api-server pod.", default=2, check=positive)
+    base_url: str | None = setting(
+        "URL users reach Airflow on ([api] base_url), e.g. https://airflow.example.com. "
+        "Default: the api-server Service's in-cluster URL.",
+        default=None,
+        check=http_url,
+    )
     resources: ResourcesConfig = setting(
         "api-server container resources.", default_factory=lambda: _resources("250m", "1Gi", "1", "2Gi")
     )
@@ -404,7 +417,7 @@ class GitSyncConfig:
         "Existing Secret with GITSYNC_USERNAME and GITSYNC_PASSWORD (https) or ssh-key (ssh).", default=None
     )
     image: str = setting(
-        "git-sync image, pinned.", default="registry.k8s.io/git-sync/git-sync:v4.4.2", check=image_reference
+        "git-sync image, pinned.", default="registry.k8s.io/git-sync/git-sync:v4.7.0", check=image_reference
     )
     resources: ResourcesConfig = setting(
         "git-sync container resources.", default_factory=lambda: _resources("50m", "64Mi", "200m", "256Mi")
@@ -424,6 +437,15 @@ class DagsConfig:
     def validate(self) -> Iterator[Issue]:
         if self.delivery == "git-sync" and is_valid(self.git_sync) and not self.git_sync.repo:
             yield "gitSync.repo", "(not set)", "required when delivery is git-sync"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskPodsConfig:
+    xcom_sidecar_image: str = setting(
+        "Image of the KubernetesPodOperator's XCom sidecar (pinned; it runs hardened with tiny resources).",
+        default="alpine:3.24.2",
+        check=image_reference,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -494,6 +516,7 @@ class StackConfig:
     )
     redis: RedisConfig = setting("Celery broker.", default_factory=RedisConfig)
     dags: DagsConfig = setting("DAG delivery.", default_factory=DagsConfig)
+    task_pods: TaskPodsConfig = setting("Pods launched by DAG tasks.", default_factory=TaskPodsConfig)
     auth: AuthConfig = setting("The generated admin login (FAB auth manager).", default_factory=AuthConfig)
     network: NetworkConfig = setting("NetworkPolicies.", default_factory=NetworkConfig)
     protect_data: bool = setting(

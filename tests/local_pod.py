@@ -1,0 +1,233 @@
+"""Run a container of a rendered pod spec on this machine, with real Airflow, as faithfully as we can.
+
+* environment: literal values as given; ``secretKeyRef``/``secretRef`` resolved from the stack's own
+  Secrets (the mock engine's values); the in-cluster database host mapped to the test's PostgreSQL;
+* volumes: ConfigMaps and Secrets written the way kubelet writes them (including the ``..data``
+  directory and symlinks), emptyDirs as empty writable directories; container paths in the
+  environment and arguments are mapped to those directories;
+* a read-only root filesystem: the image's Airflow home and $HOME are directories the process cannot
+  write to, only the emptyDir mounts are writable. When the tests run as root, processes run without
+  CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (setpriv), so file permissions apply to them too.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from components import airflow_pod, names
+from tests.support import Evaluation, reveal
+
+IMAGE_HOME = "/home/airflow"
+WITHOUT_PERMISSION_BYPASS = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+VENV_BIN = Path(sys.executable).parent
+
+
+class LocalPod:
+    def __init__(
+        self, evaluation: Evaluation, kind: str, name: str, database_port: int, root: Path | None = None
+    ) -> None:
+        self.evaluation = evaluation
+        self.manifest = evaluation.find(kind, name)
+        self.spec = self.manifest["spec"]["template"]["spec"] if kind != "Pod" else self.manifest["spec"]
+        self.namespace = self.manifest["metadata"]["namespace"]
+        self.database_port = database_port
+        self.root = root or Path(tempfile.mkdtemp(prefix=f"local-pod-{name}-"))
+        self.root.chmod(0o755)
+        # The image's filesystem: read-only for the process (the container's readOnlyRootFilesystem).
+        self.airflow_home = self.root / "image" / "opt-airflow"
+        self.home = self.root / "image" / "home-airflow"
+        for directory in (self.airflow_home, self.home):
+            directory.mkdir(parents=True)
+        self.volumes = {volume["name"]: self._materialize(volume) for volume in self.spec.get("volumes", [])}
+        # A mount below the image's directories (e.g. the logs emptyDir at /opt/airflow/logs) shows
+        # up inside them, as in the container.
+        for container in [*self.spec.get("initContainers", []), *self.spec["containers"]]:
+            for volume_mount in container.get("volumeMounts", []):
+                local = Path(self.local_path({}, volume_mount["mountPath"]))
+                if local.is_relative_to(self.root / "image") and not local.is_symlink():
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    local.symlink_to(self.volumes[volume_mount["name"]])
+        for directory in (self.airflow_home, self.home):
+            directory.chmod(0o555)
+        self.processes: list[subprocess.Popen[str]] = []
+
+    # --- volumes ---
+
+    def _materialize(self, volume: dict[str, Any]) -> Path:
+        target = self.root / "volumes" / volume["name"]
+        if "emptyDir" in volume:
+            target.mkdir(parents=True)
+            return target
+        if "configMap" in volume:
+            source = volume["configMap"]
+            data = reveal(self.evaluation.find("ConfigMap", source["name"])["data"])
+        elif "secret" in volume:
+            source = volume["secret"]
+            encoded = reveal(self.evaluation.find("Secret", source["secretName"])["data"])
+            data = {k: base64.b64decode(v).decode() for k, v in encoded.items()}
+        else:
+            raise NotImplementedError(f"volume type of {volume}")
+        items = source.get("items") or [{"key": key, "path": key} for key in data]
+        write_atomic_volume(target, {item["path"]: data[item["key"]] for item in items})
+        return target
+
+    def mount_map(self, container: dict[str, Any]) -> dict[str, Path]:
+        mapping = {"/opt/airflow": self.airflow_home, IMAGE_HOME: self.home}
+        if not container:
+            return mapping
+        for volume_mount in container.get("volumeMounts", []):
+            mapping[volume_mount["mountPath"]] = self.volumes[volume_mount["name"]]
+        return mapping
+
+    def local_path(self, container: dict[str, Any], text: str) -> str:
+        for mount_path, local in sorted(self.mount_map(container).items(), key=lambda kv: -len(kv[0])):
+            if text == mount_path or text.startswith(mount_path + "/"):
+                return str(local) + text[len(mount_path) :]
+        return text
+
+    # --- environment ---
+
+    def secret_value(self, name: str, key: str) -> str:
+        data = reveal(self.evaluation.find("Secret", name)["data"])
+        return base64.b64decode(data[key]).decode()
+
+    def map_host(self, value: str) -> str:
+        host = names.dns_name(names.POSTGRES, self.namespace)
+        return value.replace(f"{host}:{names.POSTGRES_PORT}", f"127.0.0.1:{self.database_port}")
+
+    def environment(self, container: dict[str, Any]) -> dict[str, str]:
+        environment = {
+            "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "HOME": str(self.home),
+            "TMPDIR": self.local_path(container, "/tmp"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        for source in container.get("envFrom", []):
+            secret = source["secretRef"]["name"]
+            data = reveal(self.evaluation.find("Secret", secret)["data"])
+            environment.update({k: base64.b64decode(v).decode() for k, v in data.items()})
+        for entry in container.get("env", []):
+            if "value" in entry:
+                value = entry["value"]
+            else:
+                reference = entry["valueFrom"]["secretKeyRef"]
+                value = self.secret_value(reference["name"], reference["key"])
+            environment[entry["name"]] = self.map_host(self.local_path(container, value))
+        return environment
+
+    def container(self, name: str) -> dict[str, Any]:
+        for container in [*self.spec.get("initContainers", []), *self.spec["containers"]]:
+            if container["name"] == name:
+                return container
+        raise KeyError(name)
+
+    def command(self, container: dict[str, Any]) -> list[str]:
+        return [self.local_path(container, arg) for arg in container.get("command", []) + container.get("args", [])]
+
+    def _prefix(self) -> list[str]:
+        return WITHOUT_PERMISSION_BYPASS if os.geteuid() == 0 else []
+
+    def run(self, name: str, timeout: float, args: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+        container = self.container(name)
+        command = args if args is not None else self.command(container)
+        return subprocess.run(
+            [*self._prefix(), *command],
+            env=self.environment(container),
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start(self, name: str, extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+        container = self.container(name)
+        log = (self.root / f"{name}.log").open("w")
+        process = subprocess.Popen(
+            [*self._prefix(), *self.command(container)],
+            env={**self.environment(container), **(extra_env or {})},
+            cwd=self.home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def exec_probe(self, container_name: str, probe: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        container = self.container(container_name)
+        return self.run(
+            container_name, timeout, self.command({**container, "args": container[probe]["exec"]["command"]})
+        )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in self.processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def write_atomic_volume(target: Path, files: Mapping[str, str]) -> None:
+    """Lay out a ConfigMap/Secret volume as kubelet's atomic writer does.
+
+    target/..2026_01_01_00_00_00.000000000/<paths>   the real files
+    target/..data -> ..2026_...                        flipped atomically on updates
+    target/<top-level entry> -> ..data/<entry>         what the container sees
+    """
+    stamp = "..2026_01_01_00_00_00.000000000"
+    real = target / stamp
+    for relative, content in files.items():
+        path = real / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    (target / "..data").symlink_to(stamp)
+    for entry in sorted({relative.split("/")[0] for relative in files}):
+        (target / entry).symlink_to(f"..data/{entry}")
+    for path in [target, *target.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def wait_for_http(url: str, timeout: float, process: subprocess.Popen[str] | None = None) -> int:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+        except OSError as error:
+            last = error
+            time.sleep(1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
+
+
+__all__ = ["LocalPod", "airflow_pod", "wait_for_http", "write_atomic_volume"]

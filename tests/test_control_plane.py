@@ -1,0 +1,394 @@
+"""The Airflow 3 control plane under the mock engine: workloads, wiring, probes, hardening, rollouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components import names, rollout
+from components.airflow_pod import FAB_AUTH_MANAGER
+from tests.support import Evaluation, Secret, containers, decoded_secret, env_of, evaluate_ok, pod_spec
+
+E = names.AirflowEnv
+AIRFLOW_WORKLOADS = [names.API_SERVER, names.SCHEDULER, names.DAG_PROCESSOR, names.TRIGGERER]
+
+
+def airflow_containers(evaluation: Evaluation) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for workload in AIRFLOW_WORKLOADS:
+        for container in containers(evaluation.find("Deployment", workload), init=True):
+            if container["image"].startswith("apache/airflow"):
+                found.append((workload, container))
+    return found
+
+
+def test_each_component_is_a_deployment_of_the_pinned_airflow_image(dev: Evaluation) -> None:
+    for workload, container in airflow_containers(dev):
+        assert container["image"] == "apache/airflow:3.3.2", workload
+    assert dev.names_of("Deployment") == set(AIRFLOW_WORKLOADS)
+
+
+def test_image_tag_comes_from_config() -> None:
+    evaluation = evaluate_ok(image={"repository": "apache/airflow", "tag": "3.3.1"})
+    for _, container in airflow_containers(evaluation):
+        assert container["image"] == "apache/airflow:3.3.1"
+
+
+def test_api_server_service_is_cluster_ip_on_8080_selecting_api_server_pods(dev: Evaluation) -> None:
+    service = dev.find("Service", names.API_SERVER)
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP", "targetPort": "http"}]
+    template_labels = dev.find("Deployment", names.API_SERVER)["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= template_labels.items()
+    [server] = [c for c in containers(dev.find("Deployment", names.API_SERVER)) if c["name"] == "api-server"]
+    assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in server["ports"]
+
+
+def test_selectors_match_their_pod_templates(prod: Evaluation) -> None:
+    for obj in prod.kubernetes_objects():
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            selector = obj["spec"]["selector"]["matchLabels"]
+            assert selector.items() <= obj["spec"]["template"]["metadata"]["labels"].items()
+
+
+# --- migrations ---
+
+
+def test_scheduler_migrates_the_database_in_an_init_container(dev: Evaluation) -> None:
+    [init] = pod_spec(dev.find("Deployment", names.SCHEDULER))["initContainers"]
+    assert init["name"] == "migrate-database"
+    assert init["args"] == ["airflow", "db", "migrate"]
+
+
+@pytest.mark.parametrize("workload", [names.API_SERVER, names.DAG_PROCESSOR, names.TRIGGERER])
+def test_other_pods_wait_for_migrations_with_the_configured_bounded_timeout(workload: str) -> None:
+    evaluation = evaluate_ok(migrationWaitTimeoutSeconds=123)
+    [wait] = [
+        c
+        for c in pod_spec(evaluation.find("Deployment", workload))["initContainers"]
+        if c["name"] == "wait-for-migrations"
+    ]
+    assert wait["args"] == ["bash", "/opt/airflow-k8s/scripts/wait-for-migrations.sh"]
+    assert env_of(wait)[E.MIGRATION_WAIT_TIMEOUT] == "123"
+    assert pod_spec(evaluation.find("Deployment", workload))["initContainers"][0]["name"] == "wait-for-migrations"
+
+
+def test_an_image_upgrade_migrates_in_the_new_scheduler_pods_before_others_serve() -> None:
+    before = evaluate_ok()
+    after = evaluate_ok(image={"repository": "apache/airflow", "tag": "3.3.3"})
+    [migrate] = pod_spec(after.find("Deployment", names.SCHEDULER))["initContainers"]
+    assert migrate["image"] == "apache/airflow:3.3.3"
+    assert migrate["args"] == ["airflow", "db", "migrate"]
+    for workload in (names.API_SERVER, names.DAG_PROCESSOR, names.TRIGGERER):
+        wait = pod_spec(after.find("Deployment", workload))["initContainers"][0]
+        # the new image's check-migrations waits for the new schema
+        assert (wait["name"], wait["image"]) == ("wait-for-migrations", "apache/airflow:3.3.3")
+        # old pods keep serving until the new ones are ready
+        strategy = after.find("Deployment", workload)["spec"]["strategy"]
+        assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+    assert (
+        before.find("Deployment", names.SCHEDULER)["spec"]["selector"]
+        == after.find("Deployment", names.SCHEDULER)["spec"]["selector"]
+    )
+
+
+# --- configuration through the environment ---
+
+
+def test_credentials_come_from_the_core_secret_by_reference(dev: Evaluation) -> None:
+    expected = {
+        E.SQL_ALCHEMY_CONN: (names.METADATA_SECRET, names.METADATA_CONNECTION_KEY),
+        E.FERNET_KEY: (names.KEYS_SECRET, names.FERNET_KEY),
+        E.JWT_SECRET: (names.KEYS_SECRET, names.JWT_SECRET_KEY),
+        E.API_SECRET_KEY: (names.KEYS_SECRET, names.API_SECRET_KEY),
+    }
+    for workload, container in airflow_containers(dev):
+        environment = env_of(container)
+        for variable, (secret, key) in expected.items():
+            assert environment[variable] == {"secretKeyRef": {"name": secret, "key": key}}, (workload, variable)
+
+
+def test_every_component_shares_one_jwt_secret(dev: Evaluation) -> None:
+    references = {str(env_of(c)[E.JWT_SECRET]) for _, c in airflow_containers(dev)}
+    assert len(references) == 1
+    assert len(decoded_secret(dev, names.KEYS_SECRET)[names.JWT_SECRET_KEY]) >= 64
+
+
+def test_urls_point_at_the_api_server_service_by_dns_name(dev: Evaluation) -> None:
+    for _, container in airflow_containers(dev):
+        environment = env_of(container)
+        assert environment[E.API_BASE_URL] == "http://airflow-api-server.airflow-dev.svc.cluster.local:8080"
+        assert environment[E.EXECUTION_API_SERVER_URL] == (
+            "http://airflow-api-server.airflow-dev.svc.cluster.local:8080/execution/"
+        )
+
+
+def test_a_base_url_with_a_path_prefixes_probes_and_the_execution_api() -> None:
+    evaluation = evaluate_ok(apiServer={"baseUrl": "https://data.example.com/airflow"})
+    [server] = [c for c in containers(evaluation.find("Deployment", names.API_SERVER)) if c["name"] == "api-server"]
+    assert env_of(server)[E.API_BASE_URL] == "https://data.example.com/airflow"
+    assert env_of(server)[E.EXECUTION_API_SERVER_URL] == (
+        "http://airflow-api-server.airflow-dev.svc.cluster.local:8080/airflow/execution/"
+    )
+    assert server["livenessProbe"]["httpGet"]["path"] == "/airflow/api/v2/monitor/health"
+
+
+def test_examples_are_off_and_fab_is_the_auth_manager(dev: Evaluation) -> None:
+    for _, container in airflow_containers(dev):
+        environment = env_of(container)
+        assert environment[E.LOAD_EXAMPLES] == "False"
+        assert environment[E.AUTH_MANAGER] == FAB_AUTH_MANAGER
+        assert environment[E.EXECUTOR] == "LocalExecutor"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "parallelism"),
+    [
+        # LocalExecutor: task processes share the scheduler's memory limit (1 GiB headroom, 256 MiB each)
+        ({}, "4"),
+        (
+            {
+                "scheduler": {
+                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "5Gi"}}
+                }
+            },
+            "16",
+        ),
+        ({"executor": "KubernetesExecutor", "kubernetesExecutor": {"maxTaskPods": 40}}, "40"),
+        # per scheduler: two schedulers split the capacity
+        (
+            {"executor": "KubernetesExecutor", "kubernetesExecutor": {"maxTaskPods": 40}, "scheduler": {"replicas": 2}},
+            "20",
+        ),
+        ({"parallelism": 7}, "7"),
+    ],
+)
+def test_parallelism_is_sized_to_the_executors_capacity(overrides: dict[str, Any], parallelism: str) -> None:
+    evaluation = evaluate_ok(**overrides)
+    for _, container in airflow_containers(evaluation):
+        assert env_of(container)[E.PARALLELISM] == parallelism
+
+
+def test_extra_environment_and_secrets_reach_every_airflow_container() -> None:
+    evaluation = evaluate_ok(
+        extraEnv={"AIRFLOW__CORE__DEFAULT_TIMEZONE": "Europe/Paris"}, extraEnvFromSecrets=["team-smtp-credentials"]
+    )
+    for _, container in airflow_containers(evaluation):
+        assert env_of(container)["AIRFLOW__CORE__DEFAULT_TIMEZONE"] == "Europe/Paris"
+        assert {"secretRef": {"name": "team-smtp-credentials"}} in container["envFrom"]
+
+
+CONNECTIONS = {"warehouse": "postgresql://etl:wh-passw0rd-1234@warehouse.example.com:5432/dw"}
+
+
+def test_connections_from_secret_config_become_airflow_conn_variables_from_a_secret() -> None:
+    evaluation = evaluate_ok(secret_overrides={"connections": CONNECTIONS})
+    assert decoded_secret(evaluation, names.CONNECTIONS_SECRET) == {"AIRFLOW_CONN_WAREHOUSE": CONNECTIONS["warehouse"]}
+    for _, container in airflow_containers(evaluation):
+        assert {"secretRef": {"name": names.CONNECTIONS_SECRET}} in container["envFrom"]
+        assert "AIRFLOW_CONN_WAREHOUSE" not in env_of(container)
+
+
+def test_connections_set_as_plain_config_are_rejected() -> None:
+    from tools.mock_engine import evaluate_stack
+
+    evaluation = evaluate_stack("dev", {"connections": CONNECTIONS})
+    assert evaluation.error is not None
+    assert "pulumi config set --secret connections" in str(evaluation.error)
+    assert "wh-passw0rd" not in str(evaluation.error)
+
+
+# --- rollouts on content changes ---
+
+
+def annotations(evaluation: Evaluation, kind: str, name: str) -> dict[str, Any]:
+    return evaluation.find(kind, name)["spec"]["template"]["metadata"].get("annotations", {})
+
+
+def test_the_secrets_checksum_annotation_is_itself_a_pulumi_secret(dev: Evaluation) -> None:
+    for workload in AIRFLOW_WORKLOADS:
+        assert isinstance(annotations(dev, "Deployment", workload)[rollout.SECRETS_ANNOTATION], Secret)
+
+
+def test_changing_a_secret_rolls_the_pods_that_use_it_in_place() -> None:
+    before = evaluate_ok(secret_overrides={"connections": CONNECTIONS})
+    after = evaluate_ok(secret_overrides={"connections": {"warehouse": "postgresql://etl:rotated-0000@wh:5432/dw"}})
+    for workload in AIRFLOW_WORKLOADS:
+        old = annotations(before, "Deployment", workload)
+        new = annotations(after, "Deployment", workload)
+        assert old[rollout.SECRETS_ANNOTATION] != new[rollout.SECRETS_ANNOTATION], workload
+        assert old[rollout.CONFIG_ANNOTATION] == new[rollout.CONFIG_ANNOTATION]
+        registration = after.registration_for("Deployment", workload)
+        assert not registration.replace_on_changes and not registration.delete_before_replace
+    # the database does not read connections: it is left alone
+    assert annotations(before, "StatefulSet", names.POSTGRES) == annotations(after, "StatefulSet", names.POSTGRES)
+
+
+def test_changing_the_scripts_config_map_rolls_only_airflow_pods(dev: Evaluation) -> None:
+    from components import airflow_config
+
+    original = airflow_config.AIRFLOW_CFG
+    try:
+        airflow_config.AIRFLOW_CFG = original + "# changed\n"
+        changed = evaluate_ok()
+    finally:
+        airflow_config.AIRFLOW_CFG = original
+    for workload in AIRFLOW_WORKLOADS:
+        assert (
+            annotations(dev, "Deployment", workload)[rollout.CONFIG_ANNOTATION]
+            != annotations(changed, "Deployment", workload)[rollout.CONFIG_ANNOTATION]
+        )
+    assert annotations(dev, "StatefulSet", names.POSTGRES) == annotations(changed, "StatefulSet", names.POSTGRES)
+
+
+# --- probes ---
+
+
+def test_api_server_probes_its_health_endpoint_for_startup_readiness_and_liveness(dev: Evaluation) -> None:
+    [server] = [c for c in containers(dev.find("Deployment", names.API_SERVER)) if c["name"] == "api-server"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert server[probe]["httpGet"] == {"path": "/api/v2/monitor/health", "port": "http", "scheme": "HTTP"}
+
+
+def test_scheduler_probes_its_health_check_server(dev: Evaluation) -> None:
+    [scheduler] = containers(dev.find("Deployment", names.SCHEDULER))
+    environment = env_of(scheduler)
+    assert environment[E.SCHEDULER_HEALTH_CHECK] == "True"
+    assert environment[E.SCHEDULER_HEALTH_PORT] == "8974"
+    assert {"name": "health", "containerPort": 8974, "protocol": "TCP"} in scheduler["ports"]
+    assert scheduler["livenessProbe"]["httpGet"] == {"path": "/health", "port": "health", "scheme": "HTTP"}
+
+
+@pytest.mark.parametrize(
+    ("workload", "job"), [(names.DAG_PROCESSOR, "DagProcessorJob"), (names.TRIGGERER, "TriggererJob")]
+)
+def test_jobs_check_probes_allow_for_a_slow_cli_start(dev: Evaluation, workload: str, job: str) -> None:
+    [container] = containers(dev.find("Deployment", workload))
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["exec"]["command"] == ["airflow", "jobs", "check", "--job-type", job, "--local"]
+        # a CLI start takes 4-5 s unthrottled; under a CPU limit, several times that
+        assert container[probe]["timeoutSeconds"] >= 30
+        assert container[probe]["periodSeconds"] >= container[probe]["timeoutSeconds"] / 3
+
+
+# --- hardening ---
+
+
+def all_pod_specs(evaluation: Evaluation) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (obj["metadata"]["name"], obj["spec"]["template"]["spec"])
+        for obj in evaluation.kubernetes_objects()
+        if obj["kind"] in ("Deployment", "StatefulSet")
+    ]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_pod_runs_non_root_with_runtime_default_seccomp(stack: str, dev: Evaluation, prod: Evaluation) -> None:
+    for name, spec in all_pod_specs(dev if stack == "dev" else prod):
+        context = spec["securityContext"]
+        assert context["runAsNonRoot"] is True, name
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        if name != names.POSTGRES and not name.startswith(names.REDIS):
+            assert (context["runAsUser"], context["runAsGroup"]) == (50000, 0), name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_container_is_hardened_with_requests_and_limits(stack: str, dev: Evaluation, prod: Evaluation) -> None:
+    for name, spec in all_pod_specs(dev if stack == "dev" else prod):
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            context = container["securityContext"]
+            where = (name, container["name"])
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["capabilities"] == {"drop": ["ALL"]}, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            for part in ("requests", "limits"):
+                assert set(container["resources"][part]) >= {"cpu", "memory"}, where
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_empty_dirs_and_data_claims_are_mounted_writable(stack: str, dev: Evaluation, prod: Evaluation) -> None:
+    for obj in (dev if stack == "dev" else prod).kubernetes_objects():
+        if obj["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        name, spec = obj["metadata"]["name"], obj["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        claims = {c["metadata"]["name"] for c in obj["spec"].get("volumeClaimTemplates", [])}
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            for mount in container.get("volumeMounts", []):
+                if mount.get("readOnly"):
+                    continue
+                volume = volumes.get(mount["name"])
+                # the database and broker write their data to their claims
+                assert (volume is not None and "emptyDir" in volume) or mount["name"] in claims, (
+                    name,
+                    container["name"],
+                    mount,
+                )
+
+
+def test_api_token_is_mounted_only_where_the_component_calls_the_api(dev: Evaluation) -> None:
+    accounts = {
+        obj["metadata"]["name"]: obj["automountServiceAccountToken"]
+        for obj in dev.kubernetes_objects()
+        if obj["kind"] == "ServiceAccount"
+    }
+    for name, spec in all_pod_specs(dev):
+        assert spec["automountServiceAccountToken"] == accounts[spec["serviceAccountName"]], name
+    assert pod_spec(dev.find("Deployment", names.DAG_PROCESSOR))["automountServiceAccountToken"] is False
+    assert pod_spec(dev.find("Deployment", names.API_SERVER))["automountServiceAccountToken"] is False
+
+
+def test_requests_and_limits_come_from_config() -> None:
+    resources = {"requests": {"cpu": "700m", "memory": "900Mi"}, "limits": {"cpu": "3", "memory": "5Gi"}}
+    evaluation = evaluate_ok(triggerer={"resources": resources})
+    for container in containers(evaluation.find("Deployment", names.TRIGGERER), init=True):
+        assert container["resources"] == resources
+
+
+# --- HA ---
+
+
+def test_several_schedulers_get_a_disruption_budget_and_single_replicas_do_not(dev: Evaluation) -> None:
+    assert "PodDisruptionBudget" not in {o["kind"] for o in dev.kubernetes_objects()}
+    evaluation = evaluate_ok(scheduler={"replicas": 3})
+    assert evaluation.find("Deployment", names.SCHEDULER)["spec"]["replicas"] == 3
+    budget = evaluation.find("PodDisruptionBudget", names.SCHEDULER)
+    assert budget["spec"] == {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": evaluation.find("Deployment", names.SCHEDULER)["spec"]["selector"]["matchLabels"]},
+    }
+    assert evaluation.names_of("PodDisruptionBudget") == {names.SCHEDULER}
+
+
+def test_prod_has_a_disruption_budget_for_every_multi_replica_component(prod: Evaluation) -> None:
+    for workload in AIRFLOW_WORKLOADS:
+        deployment = prod.find("Deployment", workload)
+        if deployment["spec"].get("replicas", 2) > 1:
+            assert workload in prod.names_of("PodDisruptionBudget")
+
+
+# --- outputs and login ---
+
+
+def test_outputs_give_the_url_a_port_forward_command_and_the_secret_admin_login(dev: Evaluation) -> None:
+    assert dev.outputs["apiServerUrl"] == "http://airflow-api-server.airflow-dev.svc.cluster.local:8080"
+    assert dev.outputs["portForwardCommand"] == (
+        "kubectl port-forward --namespace airflow-dev service/airflow-api-server 8080:8080"
+    )
+    assert dev.outputs["adminUsername"] == "admin"
+    assert isinstance(dev.outputs["adminPassword"], Secret)
+    assert dev.outputs["adminPassword"].value == decoded_secret(dev, names.ADMIN_SECRET)[names.ADMIN_PASSWORD_KEY]
+
+
+def test_admin_bootstrap_gets_the_password_by_reference_only(dev: Evaluation) -> None:
+    [bootstrap] = [
+        c
+        for c in pod_spec(dev.find("Deployment", names.API_SERVER))["initContainers"]
+        if c["name"] == "bootstrap-admin"
+    ]
+    assert env_of(bootstrap)[E.ADMIN_PASSWORD] == {
+        "secretKeyRef": {"name": names.ADMIN_SECRET, "key": names.ADMIN_PASSWORD_KEY}
+    }
+    [server] = [c for c in containers(dev.find("Deployment", names.API_SERVER)) if c["name"] == "api-server"]
+    assert E.ADMIN_PASSWORD not in env_of(server)

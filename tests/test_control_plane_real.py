@@ -1,0 +1,222 @@
+"""The control plane's commands, exactly as the program builds them, run with real Airflow 3.3 against
+a real PostgreSQL: migration, wait-for-migrations, admin bootstrap and login, and the probes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from components import airflow_pod, names
+from tests import postgres_server
+from tests.local_pod import LocalPod, wait_for_http
+from tests.support import Evaluation, decoded_secret, evaluate_ok
+
+WAIT_LIMIT = 20
+"""migrationWaitTimeoutSeconds for these tests (the stack's default is 600)."""
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[postgres_server.PostgresServer]:
+    server = postgres_server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Evaluation:
+    return evaluate_ok("dev", migrationWaitTimeoutSeconds=WAIT_LIMIT)
+
+
+def database_password(evaluation: Evaluation) -> str:
+    return decoded_secret(evaluation, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY]
+
+
+@pytest.fixture
+def pods() -> Iterator[list[LocalPod]]:
+    started: list[LocalPod] = []
+    yield started
+    for pod in started:
+        pod.stop()
+
+
+def pod(pods: list[LocalPod], evaluation: Evaluation, name: str, port: int) -> LocalPod:
+    local = LocalPod(evaluation, "Deployment", name, port)
+    pods.append(local)
+    return local
+
+
+@pytest.fixture(scope="module")
+def migrated(postgres: postgres_server.PostgresServer, stack: Evaluation) -> str:
+    """The scheduler's migrate-database init container, run for real on an empty database."""
+    postgres.create_database("airflow", "airflow", database_password(stack))
+    scheduler = LocalPod(stack, "Deployment", names.SCHEDULER, postgres.port)
+    try:
+        result = scheduler.run("migrate-database", timeout=300)
+    finally:
+        scheduler.stop()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def test_migration_init_container_creates_the_schema_at_head(
+    migrated: str, postgres: postgres_server.PostgresServer, stack: Evaluation, pods: list[LocalPod]
+) -> None:
+    assert "Database migration done!" in migrated
+    assert "alembic_version" in postgres.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", "airflow")
+    scheduler = pod(pods, stack, names.SCHEDULER, postgres.port)
+    check = scheduler.run("scheduler", 120, ["airflow", "db", "check-migrations", "--migration-wait-timeout", "1"])
+    assert check.returncode == 0, check.stderr[-2000:]
+
+
+def test_migration_is_idempotent_when_a_second_scheduler_runs_it(
+    migrated: str, postgres: postgres_server.PostgresServer, stack: Evaluation, pods: list[LocalPod]
+) -> None:
+    second = pod(pods, stack, names.SCHEDULER, postgres.port).run("migrate-database", timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+
+
+def test_wait_for_migrations_succeeds_once_the_schema_is_at_head(
+    migrated: str, postgres: postgres_server.PostgresServer, stack: Evaluation, pods: list[LocalPod]
+) -> None:
+    for workload in (names.API_SERVER, names.DAG_PROCESSOR, names.TRIGGERER):
+        started = time.monotonic()
+        result = pod(pods, stack, workload, postgres.port).run("wait-for-migrations", timeout=WAIT_LIMIT + 30)
+        assert result.returncode == 0, (workload, result.stdout[-2000:], result.stderr[-2000:])
+        assert "schema at head" in result.stdout
+        assert time.monotonic() - started < WAIT_LIMIT
+
+
+def test_wait_for_migrations_fails_within_its_timeout_on_an_unmigrated_database(
+    postgres: postgres_server.PostgresServer, pods: list[LocalPod]
+) -> None:
+    evaluation = evaluate_ok(
+        "dev", migrationWaitTimeoutSeconds=WAIT_LIMIT, database={"storageSize": "2Gi", "databaseName": "unmigrated"}
+    )
+    postgres.create_database("unmigrated", "airflow", database_password(evaluation))
+    started = time.monotonic()
+    result = pod(pods, evaluation, names.API_SERVER, postgres.port).run("wait-for-migrations", timeout=WAIT_LIMIT + 60)
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert "gave up after" in result.stderr
+    assert WAIT_LIMIT - 1 <= elapsed <= WAIT_LIMIT + 10, elapsed
+
+
+def test_wait_for_migrations_retries_an_unreachable_database_until_its_timeout(
+    stack: Evaluation, pods: list[LocalPod]
+) -> None:
+    nobody_listens = postgres_server.free_port()
+    started = time.monotonic()
+    result = pod(pods, stack, names.DAG_PROCESSOR, nobody_listens).run("wait-for-migrations", timeout=WAIT_LIMIT + 60)
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    # more than one attempt: an unreachable database is retried, not given up on at once
+    attempts = int(result.stderr.split(" attempts")[0].rsplit(" ", 1)[-1])
+    assert attempts >= 2
+    assert WAIT_LIMIT - 1 <= elapsed <= WAIT_LIMIT + 10, elapsed
+
+
+def test_admin_bootstrap_creates_the_generated_login_and_is_idempotent(
+    migrated: str, postgres: postgres_server.PostgresServer, stack: Evaluation, pods: list[LocalPod]
+) -> None:
+    api_server = pod(pods, stack, names.API_SERVER, postgres.port)
+    first = api_server.run("bootstrap-admin", timeout=180)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "created user 'admin'" in first.stdout or "is up to date" in first.stdout
+    second = api_server.run("bootstrap-admin", timeout=180)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "user 'admin' is up to date" in second.stdout
+
+
+def post_json(url: str, body: dict[str, str]) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return int(error.code), {}
+
+
+def test_api_server_serves_health_and_accepts_only_the_generated_admin_password(
+    migrated: str, postgres: postgres_server.PostgresServer, stack: Evaluation, pods: list[LocalPod]
+) -> None:
+    api_server = pod(pods, stack, names.API_SERVER, postgres.port)
+    assert api_server.run("bootstrap-admin", timeout=180).returncode == 0
+    process = api_server.start("api-server")
+    base = f"http://127.0.0.1:{names.API_SERVER_PORT}"
+    health = api_server.container("api-server")["livenessProbe"]["httpGet"]["path"]
+    assert health == airflow_pod.health_path(stack_config_of(stack))
+    status = wait_for_http(base + health, timeout=120, process=process)
+    assert status == 200, api_server.log("api-server")[-3000:]
+    admin = decoded_secret(stack, names.ADMIN_SECRET)
+    ok, body = post_json(base + "/auth/token", {"username": admin["username"], "password": admin["password"]})
+    assert ok == 201, api_server.log("api-server")[-3000:]
+    assert isinstance(body.get("access_token"), str)
+    rejected, _ = post_json(base + "/auth/token", {"username": admin["username"], "password": "admin"})
+    assert rejected == 401
+    # nothing was written outside the emptyDir mounts (the image's filesystem is read-only)
+    assert all(path.is_symlink() for path in api_server.airflow_home.iterdir())
+
+
+def stack_config_of(evaluation: Evaluation) -> object:
+    from components.config import load_stack_config
+    from tools.mock_engine import stack_config
+
+    config, secret_keys = stack_config(evaluation.stack, {"migrationWaitTimeoutSeconds": WAIT_LIMIT})
+    return load_stack_config(config, secret_keys)
+
+
+def test_scheduler_health_check_probe_passes_on_a_running_scheduler(
+    migrated: str, postgres: postgres_server.PostgresServer, stack: Evaluation, pods: list[LocalPod]
+) -> None:
+    scheduler = pod(pods, stack, names.SCHEDULER, postgres.port)
+    process = scheduler.start("scheduler")
+    probe = scheduler.container("scheduler")["livenessProbe"]["httpGet"]
+    assert probe["port"] == "health"
+    url = f"http://127.0.0.1:{names.SCHEDULER_HEALTH_PORT}{probe['path']}"
+    deadline = time.monotonic() + 120
+    status = 0
+    while time.monotonic() < deadline:
+        status = wait_for_http(url, timeout=120, process=process)
+        if status == 200:
+            break
+        time.sleep(2)
+    assert status == 200, scheduler.log("scheduler")[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("workload", "container"), [(names.DAG_PROCESSOR, "dag-processor"), (names.TRIGGERER, "triggerer")]
+)
+def test_jobs_check_liveness_probe_passes_against_the_running_process_within_its_timeout(
+    workload: str,
+    container: str,
+    migrated: str,
+    postgres: postgres_server.PostgresServer,
+    stack: Evaluation,
+    pods: list[LocalPod],
+) -> None:
+    local = pod(pods, stack, workload, postgres.port)
+    process = local.start(container)
+    probe = local.container(container)["livenessProbe"]
+    deadline = time.monotonic() + 120
+    result = None
+    while time.monotonic() < deadline:
+        assert process.poll() is None, local.log(container)[-3000:]
+        started = time.monotonic()
+        result = local.exec_probe(container, "livenessProbe", timeout=probe["timeoutSeconds"])
+        took = time.monotonic() - started
+        if result.returncode == 0:
+            assert took < probe["timeoutSeconds"], took
+            break
+        time.sleep(3)
+    assert result is not None and result.returncode == 0, (
+        result and result.stdout[-2000:],
+        local.log(container)[-3000:],
+    )

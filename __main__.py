@@ -6,12 +6,15 @@ from components import config as stack_config
 from components import dags
 from components.airflow_config import AirflowConfig, AirflowConfigArgs
 from components.api_server import ApiServer, ApiServerArgs, port_forward_command
+from components.celery_workers import CeleryWorkers, CeleryWorkersArgs
 from components.dag_processor import DagProcessor, DagProcessorArgs
+from components.keda import Autoscaling, AutoscalingArgs
 from components.namespace import Namespace, NamespaceArgs
 from components.pod_template import PodTemplate, PodTemplateArgs
 from components.postgres import Postgres, PostgresArgs
 from components.provider import kubernetes_provider
 from components.rbac import Rbac, RbacArgs
+from components.redis import Redis, RedisArgs
 from components.rollout import ContentRegistry
 from components.scheduler import Scheduler, SchedulerArgs
 from components.secrets import StackSecrets, StackSecretsArgs
@@ -48,11 +51,19 @@ if config.in_cluster_database:
 if config.uses_kubernetes_executor:
     pod_template = PodTemplate("pod-template", PodTemplateArgs(config, namespace.resource, registry, dag_paths), scope)
     prerequisites.append(pod_template.resource)
+if config.uses_celery:
+    redis = Redis("redis", RedisArgs(config, namespace.resource, rbac.resources, registry), scope)
+    prerequisites += redis.resources
 
 api_server = ApiServer("api-server", ApiServerArgs(config, registry, prerequisites, dag_paths), scope)
 Scheduler("scheduler", SchedulerArgs(config, registry, prerequisites, dag_paths), scope)
 DagProcessor("dag-processor", DagProcessorArgs(config, registry, prerequisites, dag_paths), scope)
-Triggerer("triggerer", TriggererArgs(config, registry, prerequisites, dag_paths), scope)
+triggerer = Triggerer("triggerer", TriggererArgs(config, registry, prerequisites, dag_paths), scope)
+scaled = [*triggerer.resources]
+if config.uses_celery:
+    workers = CeleryWorkers("celery-workers", CeleryWorkersArgs(config, registry, prerequisites, dag_paths), scope)
+    scaled += workers.resources
+Autoscaling("autoscaling", AutoscalingArgs(config, namespace.resource, [*secrets.resources, *scaled]), scope)
 
 pulumi.export("namespace", config.namespace)
 pulumi.export("databaseHost", secrets.database_host)

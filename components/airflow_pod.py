@@ -270,15 +270,16 @@ def deployment_manifest(
     replicas: int | None,
     template_annotations: dict[str, Any],
     max_unavailable: int | str = 0,
+    worker_set: str | None = None,
 ) -> k8s.Manifest:
     """A Deployment; ``replicas`` None leaves the field to an autoscaler (KEDA)."""
     namespace = config.namespace
-    labels = {**names.labels(component, namespace), "app.kubernetes.io/version": config.image.tag}
+    labels = {**names.labels(component, namespace, worker_set), "app.kubernetes.io/version": config.image.tag}
     template_meta: k8s.Manifest = {"labels": labels}
     if template_annotations:
         template_meta["annotations"] = template_annotations
     deployment_spec: k8s.Manifest = {
-        "selector": {"matchLabels": names.selector_labels(component, namespace)},
+        "selector": {"matchLabels": names.selector_labels(component, namespace, worker_set)},
         "revisionHistoryLimit": 5,
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": max_unavailable}},
         "template": {"metadata": template_meta, "spec": spec},
@@ -288,19 +289,20 @@ def deployment_manifest(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": k8s.metadata(
-            name, component, namespace, namespace, extra_labels={"app.kubernetes.io/version": config.image.tag}
-        ),
+        "metadata": k8s.metadata(name, component, namespace, namespace, extra_labels=labels),
         "spec": deployment_spec,
     }
 
 
-def disruption_budget_manifest(config: StackConfig, name: str, component: str) -> k8s.Manifest:
+def disruption_budget_manifest(
+    config: StackConfig, name: str, component: str, worker_set: str | None = None
+) -> k8s.Manifest:
     """At most one pod of a multi-replica workload down for voluntary disruptions (drains, upgrades)."""
     namespace = config.namespace
+    selector = names.selector_labels(component, namespace, worker_set)
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": k8s.metadata(name, component, namespace, namespace),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": names.selector_labels(component, namespace)}},
+        "metadata": k8s.metadata(name, component, namespace, namespace, extra_labels=selector),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
     }

@@ -547,6 +547,7 @@ class StackConfig:
     )
 
     def validate(self) -> Iterator[Issue]:
+        yield from self.validate_autoscaling()
         if is_valid(self.database) and self.database.mode == "external" and self.external_database_url is None:
             yield (
                 "externalDatabaseUrl",
@@ -577,6 +578,26 @@ class StackConfig:
                     )
         if is_valid(self.executor) and "CeleryExecutor" in self.executor and not self.workers:
             yield "workers", "[]", "the CeleryExecutor needs at least one worker set"
+
+    def validate_autoscaling(self) -> Iterator[Issue]:
+        if not is_valid(self.keda, self.triggerer, self.executor):
+            return
+        triggerer_scaled = self.triggerer.autoscaling.enabled
+        if triggerer_scaled and not self.keda.enabled:
+            yield (
+                "triggerer.autoscaling.enabled",
+                "true",
+                "needs keda.enabled: true (and KEDA installed in the cluster)",
+            )
+        if self.keda.enabled and not self.uses_celery and not triggerer_scaled:
+            yield (
+                "keda.enabled",
+                "true",
+                (
+                    "nothing to autoscale: KEDA scales Celery worker sets (executor with CeleryExecutor) "
+                    "and, with triggerer.autoscaling.enabled, the triggerer"
+                ),
+            )
 
     # --- derived facts, one place for each ---
 

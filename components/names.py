@@ -72,6 +72,8 @@ DAGS_CONFIG_MAP = "airflow-dags"
 # --- KEDA ---
 KEDA_TRIGGER_AUTH = "airflow-keda-postgres"
 KEDA_CONNECTION_PARAMETER = "connection"
+WORKER_SET_LABEL = "airflow-k8s/worker-set"
+"""Tells the pods of one worker set from another's (part of their Deployment's selector)."""
 
 # --- ports ---
 API_SERVER_PORT = 8080
@@ -112,18 +114,21 @@ def app_name(component: str) -> str:
     return {Component.POSTGRES: "postgres", Component.REDIS: "redis"}.get(component, "airflow")
 
 
-def selector_labels(component: str, instance: str) -> dict[str, str]:
-    """The immutable subset used in selectors; never add to it (Deployment selectors cannot change)."""
-    return {
+def selector_labels(component: str, instance: str, worker_set: str | None = None) -> dict[str, str]:
+    """The immutable subset used in selectors; never change it (Deployment selectors cannot change)."""
+    selector = {
         "app.kubernetes.io/name": app_name(component),
         "app.kubernetes.io/instance": instance,
         "app.kubernetes.io/component": component,
     }
+    if worker_set is not None:
+        selector[WORKER_SET_LABEL] = worker_set
+    return selector
 
 
-def labels(component: str, instance: str) -> dict[str, str]:
+def labels(component: str, instance: str, worker_set: str | None = None) -> dict[str, str]:
     return {
-        **selector_labels(component, instance),
+        **selector_labels(component, instance, worker_set),
         "app.kubernetes.io/part-of": PART_OF,
         "app.kubernetes.io/managed-by": MANAGED_BY,
     }
@@ -166,6 +171,8 @@ class AirflowEnv:
     ADMIN_PASSWORD = "AIRFLOW_K8S_ADMIN_PASSWORD"
     ADMIN_EMAIL = "AIRFLOW_K8S_ADMIN_EMAIL"
     MIGRATION_WAIT_TIMEOUT = "AIRFLOW_K8S_MIGRATION_WAIT_TIMEOUT"
+    WORKER_QUEUES = "AIRFLOW_K8S_WORKER_QUEUES"
+    DRAIN_SECONDS = "AIRFLOW_K8S_DRAIN_SECONDS"
     # the contract with DAGs (dags/stack_context.py)
     NAMESPACE = stack_context.ENV_NAMESPACE
     TASK_SERVICE_ACCOUNT = stack_context.ENV_TASK_SERVICE_ACCOUNT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -134,7 +135,7 @@ def statefulset_manifest(config: StackConfig, annotations: dict[str, object] | N
 class PostgresArgs:
     config: StackConfig
     namespace: pulumi.Resource
-    depends_on: list[pulumi.Resource]
+    depends_on: Sequence[pulumi.Resource]
     registry: rollout.ContentRegistry
 
 

@@ -22,6 +22,7 @@ class WorkloadSpec:
     autoscaled: bool = False
     """KEDA owns the replica count: the manifest has no replicas and `pulumi up` ignores the field."""
     max_unavailable: int | str = 0
+    worker_set: str | None = None
 
 
 def deployment_manifest(config: StackConfig, spec: WorkloadSpec, registry: rollout.ContentRegistry) -> k8s.Manifest:
@@ -33,6 +34,7 @@ def deployment_manifest(config: StackConfig, spec: WorkloadSpec, registry: rollo
         replicas=None if spec.autoscaled else spec.replicas,
         template_annotations=rollout.checksum_annotations(spec.pod_spec, registry),
         max_unavailable=spec.max_unavailable,
+        worker_set=spec.worker_set,
     )
 
 
@@ -50,6 +52,6 @@ def register_deployment(
     options = k8s.child_opts(parent, depends_on, ignore_changes=[REPLICAS_FIELD] if spec.autoscaled else None)
     registered = [k8s.register(deployment_manifest(config, spec, registry), options)]
     if needs_disruption_budget(spec):
-        budget = airflow_pod.disruption_budget_manifest(config, spec.name, spec.component)
+        budget = airflow_pod.disruption_budget_manifest(config, spec.name, spec.component, spec.worker_set)
         registered.append(k8s.register(budget, k8s.child_opts(parent, depends_on)))
     return registered

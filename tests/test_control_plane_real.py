@@ -22,13 +22,6 @@ WAIT_LIMIT = 20
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[postgres_server.PostgresServer]:
-    server = postgres_server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def stack() -> Evaluation:
     return evaluate_ok("dev", migrationWaitTimeoutSeconds=WAIT_LIMIT)
 

@@ -8,6 +8,7 @@ from components.airflow_config import AirflowConfig, AirflowConfigArgs
 from components.api_server import ApiServer, ApiServerArgs, port_forward_command
 from components.celery_workers import CeleryWorkers, CeleryWorkersArgs
 from components.dag_processor import DagProcessor, DagProcessorArgs
+from components.examples import ExampleResources, ExampleResourcesArgs
 from components.keda import Autoscaling, AutoscalingArgs
 from components.namespace import Namespace, NamespaceArgs
 from components.pod_template import PodTemplate, PodTemplateArgs
@@ -44,6 +45,8 @@ prerequisites = [
     *airflow_config.resources,
     *dag_delivery.resources,
 ]
+if config.dags.example_resources:
+    ExampleResources("examples", ExampleResourcesArgs(config, namespace.resource, registry), scope)
 if config.in_cluster_database:
     Postgres(
         "postgres", PostgresArgs(config, namespace.resource, [*rbac.resources, *secrets.resources], registry), scope

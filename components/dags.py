@@ -58,8 +58,9 @@ def _key_for(relative: str) -> str:
     return relative.replace("/", "__")
 
 
-def collect(folder: Path = REPOSITORY_DAGS) -> DagBundle:
-    """Read a DAG folder into ConfigMap data, or raise DagFolderError naming what does not fit."""
+def collect(folder: Path | None = None) -> DagBundle:
+    """Read a DAG folder (default: the repository's dags/) into ConfigMap data, or raise DagFolderError."""
+    folder = folder if folder is not None else REPOSITORY_DAGS
     data: dict[str, str] = {}
     paths: dict[str, str] = {}
     problems: list[str] = []

@@ -1,0 +1,106 @@
+"""Run inside a pod-like environment (tests/local_pod.py): load the DAGs, build their pods, test them.
+
+Invoked by tests/test_dags.py as ``python dag_harness.py MODE [ARGS]`` with the environment of a
+rendered Airflow container (so DAGS_FOLDER is the DAG ConfigMap laid out as kubelet does, and the
+stack's environment variables are those the stack injects). Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def dag_bag() -> Any:
+    """The DAG folder parsed as the dag-processor parses a bundle (examples are off in the stack's env)."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    return BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name="dags-folder", safe_mode=True)
+
+
+def load() -> dict[str, Any]:
+    bag = dag_bag()
+    return {
+        "dag_ids": sorted(bag.dag_ids),
+        "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+        "files": sorted(Path(dag.fileloc).name for dag in bag.dags.values()),
+    }
+
+
+def pods() -> dict[str, Any]:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from kubernetes.client import ApiClient
+
+    api = ApiClient()
+    found: dict[str, Any] = {}
+    for dag_id, dag in sorted(dag_bag().dags.items()):
+        for task in dag.tasks:
+            if isinstance(task, KubernetesPodOperator):
+                pod = task.build_pod_request_obj(dry_run=True)
+                found[f"{dag_id}.{task.task_id}"] = {
+                    "pod": api.sanitize_for_serialization(pod),
+                    "on_finish_action": task.on_finish_action.value,
+                    "do_xcom_push": task.do_xcom_push,
+                }
+    return found
+
+
+def run_pod_command_locally(task: Any) -> Any:
+    """Stand-in for the cluster: run the pod's command here, with /airflow/xcom in a temp dir."""
+    with tempfile.TemporaryDirectory() as xcom_dir:
+        command = [part.replace("/airflow/xcom", xcom_dir) for part in [*task.cmds, *task.arguments]]
+        subprocess.run(command, check=True, env=dict(os.environ))
+        return json.loads((Path(xcom_dir) / "return.json").read_text())
+
+
+def test_dag(dag_id: str, mark_success_pattern: str | None, run_pods_locally: str | None) -> dict[str, Any]:
+    bag = dag_bag()
+    dag = bag.get_dag(dag_id)
+    if run_pods_locally:
+        for task_id in run_pods_locally.split(","):
+            task = dag.task_dict[task_id]
+            object.__setattr__(task, "execute", lambda context, task=task: run_pod_command_locally(task))
+    run = dag.test(mark_success_pattern=mark_success_pattern)
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
+        ).all()
+        xcoms = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+            )
+        ).all()
+        return {
+            "state": str(run.state),
+            "task_states": {ti.task_id: str(ti.state) for ti in tis},
+            "returns": {x.task_id: XComModel.deserialize_value(x) for x in xcoms},
+        }
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    if mode == "load":
+        result = load()
+    elif mode == "pods":
+        result = pods()
+    elif mode == "test":
+        result = test_dag(sys.argv[2], sys.argv[3] or None, sys.argv[4] if len(sys.argv) > 4 else None)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    print("@@RESULT@@" + json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    main()

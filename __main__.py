@@ -70,7 +70,7 @@ Autoscaling("autoscaling", AutoscalingArgs(config, namespace.resource, [*secrets
 
 pulumi.export("namespace", config.namespace)
 pulumi.export("databaseHost", secrets.database_host)
-pulumi.export("secretNames", secrets.secret_names)
+pulumi.export("secretNames", sorted(registry.secrets))
 pulumi.export("apiServerUrl", api_server.url)
 pulumi.export("portForwardCommand", port_forward_command(config))
 pulumi.export("adminUsername", config.auth.admin_username)

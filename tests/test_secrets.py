@@ -59,6 +59,7 @@ def test_every_generated_value_is_a_pulumi_secret_where_it_is_used(dev: Evaluati
         "api-secret-key",
         "admin-password",
         "database-password",
+        "example-password",
     }
     for registration in generated:
         assert GENERATED[registration.type] in registration.additional_secret_outputs
@@ -70,6 +71,7 @@ def test_every_generated_value_is_a_pulumi_secret_where_it_is_used(dev: Evaluati
         keys[names.JWT_SECRET_KEY],
         decoded_secret(dev, names.ADMIN_SECRET)[names.ADMIN_PASSWORD_KEY],
         decoded_secret(dev, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY],
+        decoded_secret(dev, names.EXAMPLE_SECRET)["password"],
     ]
     forms = values + [base64.b64encode(v.encode()).decode() for v in values]
     seen = 0

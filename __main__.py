@@ -11,6 +11,7 @@ from components.dag_processor import DagProcessor, DagProcessorArgs
 from components.examples import ExampleResources, ExampleResourcesArgs
 from components.keda import Autoscaling, AutoscalingArgs
 from components.namespace import Namespace, NamespaceArgs
+from components.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from components.pod_template import PodTemplate, PodTemplateArgs
 from components.postgres import Postgres, PostgresArgs
 from components.provider import kubernetes_provider
@@ -34,39 +35,29 @@ registry = ContentRegistry()
 namespace = Namespace(
     "namespace", NamespaceArgs(config.namespace, config.pod_security_level, config.protect_data), scope
 )
-rbac = Rbac("rbac", RbacArgs(config, namespace.resource), scope)
+registry.namespace = namespace.resource
+NetworkPolicies("network-policies", NetworkPoliciesArgs(config, namespace.resource), scope)
+Rbac("rbac", RbacArgs(config, namespace.resource, registry), scope)
 secrets = StackSecrets("secrets", StackSecretsArgs(config, namespace.resource, registry), scope)
-airflow_config = AirflowConfig("airflow-config", AirflowConfigArgs(config, namespace.resource, registry), scope)
-dag_delivery = dags.DagDelivery("dags", dags.DagDeliveryArgs(config, namespace.resource, registry, dag_bundle), scope)
-prerequisites = [
-    namespace.resource,
-    *rbac.resources,
-    *secrets.resources,
-    *airflow_config.resources,
-    *dag_delivery.resources,
-]
+AirflowConfig("airflow-config", AirflowConfigArgs(config, namespace.resource, registry), scope)
+dags.DagDelivery("dags", dags.DagDeliveryArgs(config, namespace.resource, registry, dag_bundle), scope)
 if config.dags.example_resources:
     ExampleResources("examples", ExampleResourcesArgs(config, namespace.resource, registry), scope)
 if config.in_cluster_database:
-    Postgres(
-        "postgres", PostgresArgs(config, namespace.resource, [*rbac.resources, *secrets.resources], registry), scope
-    )
+    Postgres("postgres", PostgresArgs(config, registry), scope)
+if config.uses_celery:
+    Redis("redis", RedisArgs(config, registry), scope)
 if config.uses_kubernetes_executor:
-    pod_template = PodTemplate("pod-template", PodTemplateArgs(config, namespace.resource, registry, dag_paths), scope)
-    prerequisites.append(pod_template.resource)
-if config.uses_celery:
-    redis = Redis("redis", RedisArgs(config, namespace.resource, rbac.resources, registry), scope)
-    prerequisites += redis.resources
+    PodTemplate("pod-template", PodTemplateArgs(config, namespace.resource, registry, dag_paths), scope)
 
-api_server = ApiServer("api-server", ApiServerArgs(config, registry, prerequisites, dag_paths), scope)
-Scheduler("scheduler", SchedulerArgs(config, registry, prerequisites, dag_paths), scope)
-DagProcessor("dag-processor", DagProcessorArgs(config, registry, prerequisites, dag_paths), scope)
-triggerer = Triggerer("triggerer", TriggererArgs(config, registry, prerequisites, dag_paths), scope)
-scaled = [*triggerer.resources]
+# Each workload waits for exactly the objects its pods reference (registry.dependencies).
+api_server = ApiServer("api-server", ApiServerArgs(config, registry, dag_paths), scope)
+Scheduler("scheduler", SchedulerArgs(config, registry, dag_paths), scope)
+DagProcessor("dag-processor", DagProcessorArgs(config, registry, dag_paths), scope)
+Triggerer("triggerer", TriggererArgs(config, registry, dag_paths), scope)
 if config.uses_celery:
-    workers = CeleryWorkers("celery-workers", CeleryWorkersArgs(config, registry, prerequisites, dag_paths), scope)
-    scaled += workers.resources
-Autoscaling("autoscaling", AutoscalingArgs(config, namespace.resource, [*secrets.resources, *scaled]), scope)
+    CeleryWorkers("celery-workers", CeleryWorkersArgs(config, registry, dag_paths), scope)
+Autoscaling("autoscaling", AutoscalingArgs(config, registry), scope)
 
 pulumi.export("namespace", config.namespace)
 pulumi.export("databaseHost", secrets.database_host)

@@ -52,6 +52,7 @@ class AirflowConfig(pulumi.ComponentResource):
         super().__init__("airflow-k8s:airflow:Config", name, None, opts)
         self.resources: list[pulumi.CustomResource] = []
         for manifest in manifests(args.config):
-            args.registry.add_config_map(manifest["metadata"]["name"], manifest["data"])
-            self.resources.append(k8s.register(manifest, k8s.child_opts(self, [args.namespace])))
+            resource = k8s.register(manifest, k8s.child_opts(self, [args.namespace]))
+            args.registry.add_config_map(manifest["metadata"]["name"], manifest["data"], resource)
+            self.resources.append(resource)
         self.register_outputs({})

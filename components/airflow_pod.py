@@ -22,6 +22,7 @@ LOGS_DIR = f"{AIRFLOW_HOME}/logs"
 CONFIG_DIR = "/opt/airflow-k8s/config"
 SCRIPTS_DIR = "/opt/airflow-k8s/scripts"
 POD_TEMPLATE_DIR = "/opt/airflow-k8s/pod-template"
+SECRETS_DIR = "/opt/airflow-k8s/secrets"
 AIRFLOW_CFG_PATH = f"{CONFIG_DIR}/{names.AIRFLOW_CFG_KEY}"
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 # Task logs are fetched from the pod that ran the task; pod names do not resolve in DNS, pod IPs do.
@@ -72,6 +73,58 @@ def kubernetes_connection(config: StackConfig) -> str:
     return json.dumps({"conn_type": "kubernetes", "extra": extra}, sort_keys=True)
 
 
+# --- credentials, as read-only files ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """One Airflow setting read from a mounted Secret key through its ``_CMD`` variant."""
+
+    variable: str
+    secret: str
+    key: str
+
+    @property
+    def path(self) -> str:
+        return f"{SECRETS_DIR}/{self.secret}/{self.key}"
+
+
+def secret_files(config: StackConfig) -> list[SecretFile]:
+    """Airflow's credentials: mounted read-only, never in the environment (which task processes inherit)."""
+    files = [
+        SecretFile(E.SQL_ALCHEMY_CONN, names.METADATA_SECRET, names.METADATA_CONNECTION_KEY),
+        SecretFile(E.FERNET_KEY, names.KEYS_SECRET, names.FERNET_KEY),
+        SecretFile(E.API_SECRET_KEY, names.KEYS_SECRET, names.API_SECRET_KEY),
+        SecretFile(E.JWT_SECRET, names.KEYS_SECRET, names.JWT_SECRET_KEY),
+    ]
+    if config.uses_celery:
+        files += [
+            SecretFile(E.CELERY_BROKER_URL, names.REDIS_SECRET, names.REDIS_BROKER_URL_KEY),
+            SecretFile(E.CELERY_RESULT_BACKEND, names.METADATA_SECRET, names.METADATA_RESULT_BACKEND_KEY),
+        ]
+    return files
+
+
+def secret_volume(secret: str, keys: Sequence[str]) -> k8s.Manifest:
+    """Only the keys a pod needs, readable by the pod's group (gid 0) and nobody else."""
+    items = [{"key": key, "path": key} for key in sorted(set(keys))]
+    return {"name": f"secret-{secret}", "secret": {"secretName": secret, "items": items, "defaultMode": 0o440}}
+
+
+def secret_volumes(files: Sequence[SecretFile]) -> list[k8s.Manifest]:
+    by_secret: dict[str, list[str]] = {}
+    for file in files:
+        by_secret.setdefault(file.secret, []).append(file.key)
+    return [secret_volume(secret, keys) for secret, keys in sorted(by_secret.items())]
+
+
+def secret_mounts(files: Sequence[SecretFile]) -> list[k8s.Manifest]:
+    return [
+        k8s.mount(f"secret-{secret}", f"{SECRETS_DIR}/{secret}", read_only=True)
+        for secret in sorted({file.secret for file in files})
+    ]
+
+
 # --- environment ----------------------------------------------------------------------------------
 
 
@@ -84,15 +137,12 @@ def core_env(config: StackConfig) -> list[k8s.Manifest]:
         k8s.env(E.EXECUTOR, config.executor),
         k8s.env(E.AUTH_MANAGER, FAB_AUTH_MANAGER),
         k8s.env(E.LOAD_EXAMPLES, "False"),
-        k8s.env(E.PARALLELISM, str(config.effective_parallelism)),
         k8s.env(E.DAGS_FOLDER, dags.dags_folder(config)),
         k8s.env(E.HOSTNAME_CALLABLE, HOSTNAME_CALLABLE),
         k8s.env(E.API_BASE_URL, base_url(config)),
         k8s.env(E.EXECUTION_API_SERVER_URL, execution_api_url(config)),
-        k8s.env_from_secret(E.SQL_ALCHEMY_CONN, names.METADATA_SECRET, names.METADATA_CONNECTION_KEY),
-        k8s.env_from_secret(E.FERNET_KEY, names.KEYS_SECRET, names.FERNET_KEY),
-        k8s.env_from_secret(E.API_SECRET_KEY, names.KEYS_SECRET, names.API_SECRET_KEY),
-        k8s.env_from_secret(E.JWT_SECRET, names.KEYS_SECRET, names.JWT_SECRET_KEY),
+        # Airflow runs `<setting>_CMD` (no shell) and uses its output: the value stays in a file.
+        *(k8s.env(f"{file.variable}_CMD", f"cat {file.path}") for file in secret_files(config)),
         k8s.env(E.KUBERNETES_CONNECTION, kubernetes_connection(config)),
         # What DAGs may know about the stack (dags/stack_context.py).
         k8s.env(E.NAMESPACE, config.namespace),
@@ -101,11 +151,6 @@ def core_env(config: StackConfig) -> list[k8s.Manifest]:
         k8s.env(E.EXAMPLE_SECRET, names.EXAMPLE_SECRET),
         k8s.env(E.EXAMPLE_CONFIG_MAP, names.EXAMPLE_CONFIG_MAP),
     ]
-    if config.uses_celery:
-        environment += [
-            k8s.env_from_secret(E.CELERY_BROKER_URL, names.REDIS_SECRET, names.REDIS_BROKER_URL_KEY),
-            k8s.env_from_secret(E.CELERY_RESULT_BACKEND, names.METADATA_SECRET, names.METADATA_RESULT_BACKEND_KEY),
-        ]
     environment += [k8s.env(name, value) for name, value in sorted(config.extra_env.items())]
     return environment
 
@@ -122,19 +167,21 @@ def env_from(config: StackConfig) -> list[k8s.Manifest]:
 # --- volumes --------------------------------------------------------------------------------------
 
 
-def base_volumes() -> list[k8s.Manifest]:
+def base_volumes(config: StackConfig) -> list[k8s.Manifest]:
     return [
         {"name": CONFIG_VOLUME, "configMap": {"name": names.AIRFLOW_CONFIG_MAP}},
         {"name": SCRIPTS_VOLUME, "configMap": {"name": names.SCRIPTS_CONFIG_MAP, "defaultMode": 0o444}},
+        *secret_volumes(secret_files(config)),
         k8s.empty_dir("tmp", "1Gi"),
         k8s.empty_dir("logs", "2Gi"),
     ]
 
 
-def base_mounts() -> list[k8s.Manifest]:
+def base_mounts(config: StackConfig) -> list[k8s.Manifest]:
     return [
         k8s.mount(CONFIG_VOLUME, CONFIG_DIR, read_only=True),
         k8s.mount(SCRIPTS_VOLUME, SCRIPTS_DIR, read_only=True),
+        *secret_mounts(secret_files(config)),
         k8s.mount("tmp", "/tmp"),
         k8s.mount("logs", LOGS_DIR),
     ]
@@ -166,7 +213,7 @@ def container(config: StackConfig, spec: AirflowContainer, extra_mounts: Sequenc
         "env": [*core_env(config), *spec.extra_env],
         "resources": k8s.resources(spec.resources),
         "securityContext": k8s.container_security_context(),
-        "volumeMounts": [*base_mounts(), *(dags.mounts(config) if spec.dags else []), *extra_mounts],
+        "volumeMounts": [*base_mounts(config), *(dags.mounts(config) if spec.dags else []), *extra_mounts],
     }
     sources = env_from(config)
     if sources:
@@ -255,7 +302,7 @@ def pod_spec(
             *(dags.sidecars(config) if dag_files else []),
         ],
         "containers": list(containers),
-        "volumes": [*base_volumes(), *(dags.volumes(config, dag_paths) if dag_files else []), *extra_volumes],
+        "volumes": [*base_volumes(config), *(dags.volumes(config, dag_paths) if dag_files else []), *extra_volumes],
     }
     if not spec["initContainers"]:
         del spec["initContainers"]

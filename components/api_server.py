@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -15,8 +15,14 @@ E = names.AirflowEnv
 PORT_NAME = "http"
 
 
+ADMIN_PASSWORD = airflow_pod.SecretFile(E.ADMIN_PASSWORD_FILE, names.ADMIN_SECRET, names.ADMIN_PASSWORD_KEY)
+
+
 def bootstrap_admin(config: StackConfig) -> k8s.Manifest:
-    """Init container: make the generated admin login work (create the user, or reset its password)."""
+    """Init container: make the generated admin login work (create the user, or reset its password).
+
+    Only this container mounts the admin password.
+    """
     return airflow_pod.container(
         config,
         airflow_pod.AirflowContainer(
@@ -26,10 +32,11 @@ def bootstrap_admin(config: StackConfig) -> k8s.Manifest:
             extra_env=[
                 k8s.env(E.ADMIN_USERNAME, config.auth.admin_username),
                 k8s.env(E.ADMIN_EMAIL, config.auth.admin_email),
-                k8s.env_from_secret(E.ADMIN_PASSWORD, names.ADMIN_SECRET, names.ADMIN_PASSWORD_KEY),
+                k8s.env(E.ADMIN_PASSWORD_FILE, ADMIN_PASSWORD.path),
             ],
             dags=False,
         ),
+        airflow_pod.secret_mounts([ADMIN_PASSWORD]),
     )
 
 
@@ -59,6 +66,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         mounts_api_token=identity.calls_kubernetes_api,
         containers=[airflow_pod.container(config, server)],
         init_containers=[airflow_pod.wait_for_migrations(config, resources), bootstrap_admin(config)],
+        extra_volumes=airflow_pod.secret_volumes([ADMIN_PASSWORD]),
         dag_paths=dag_paths,
     )
 
@@ -95,7 +103,6 @@ def port_forward_command(config: StackConfig) -> str:
 class ApiServerArgs:
     config: StackConfig
     registry: rollout.ContentRegistry
-    depends_on: Sequence[pulumi.Resource]
     dag_paths: Mapping[str, str] | None = None
 
 
@@ -103,9 +110,8 @@ class ApiServer(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airflow-k8s:airflow:ApiServer", name, None, opts)
         config = args.config
-        self.resources = workloads.register_deployment(
-            self, config, workload(config, args.dag_paths), args.registry, args.depends_on
-        )
-        self.resources.append(k8s.register(service_manifest(config), k8s.child_opts(self, args.depends_on)))
+        self.resources = workloads.register_deployment(self, config, workload(config, args.dag_paths), args.registry)
+        service = k8s.register(service_manifest(config), k8s.child_opts(self, args.registry.dependencies({})))
+        self.resources.append(service)
         self.url = airflow_pod.api_server_url(config)
         self.register_outputs({"url": self.url})

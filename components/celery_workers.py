@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -94,7 +94,6 @@ def workload(
 class CeleryWorkersArgs:
     config: StackConfig
     registry: rollout.ContentRegistry
-    depends_on: Sequence[pulumi.Resource]
     dag_paths: Mapping[str, str] | None = None
 
 
@@ -104,5 +103,5 @@ class CeleryWorkers(pulumi.ComponentResource):
         self.resources: list[pulumi.CustomResource] = []
         for worker_set in args.config.workers:
             spec = workload(args.config, worker_set, args.dag_paths)
-            self.resources += workloads.register_deployment(self, args.config, spec, args.registry, args.depends_on)
+            self.resources += workloads.register_deployment(self, args.config, spec, args.registry)
         self.register_outputs({"workerSets": [names.worker_set(w.name) for w in args.config.workers]})

@@ -42,7 +42,10 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONN_ID = re.compile(r"^[A-Za-z0-9_]+$")
 _QUEUE = re.compile(r"^[A-Za-z0-9_.-]+$")
-_IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
+_IMAGE = re.compile(
+    r"^[a-z0-9]+([._/:-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$"
+)
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
@@ -92,6 +95,10 @@ def image_reference(value: str) -> str | None:
 
 def image_repository(value: str) -> str | None:
     return None if _REPOSITORY.match(value) else 'must be an image repository such as "apache/airflow"'
+
+
+def image_digest(value: str) -> str | None:
+    return None if _DIGEST.match(value) else 'must be an image digest: "sha256:" and 64 hex digits'
 
 
 def image_tag(value: str) -> str | None:
@@ -235,6 +242,9 @@ class ImageConfig:
         default="3.3.2",
         check=image_tag,
     )
+    digest: str | None = setting(
+        "Optional digest (sha256:...) pinning the exact image behind the tag.", default=None, check=image_digest
+    )
     pull_policy: str = setting(
         "imagePullPolicy of every Airflow container.",
         default="IfNotPresent",
@@ -243,7 +253,8 @@ class ImageConfig:
 
     @property
     def reference(self) -> str:
-        return f"{self.repository}:{self.tag}"
+        pinned = f"{self.repository}:{self.tag}"
+        return f"{pinned}@{self.digest}" if self.digest else pinned
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -472,8 +483,9 @@ class NetworkConfig:
         check=network_peers,
     )
     kube_api_server_cidrs: list[str] = setting(
-        "Where the Kubernetes API server is, for pods that launch pods.",
-        default_factory=lambda: ["0.0.0.0/0"],
+        "Where the Kubernetes API server's endpoints are, for pods that launch pods "
+        "(`kubectl get endpoints kubernetes -n default`). Default: the private ranges.",
+        default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
         check=cidrs,
     )
     kube_api_server_ports: list[int] = setting(
@@ -481,6 +493,29 @@ class NetworkConfig:
     )
     git_egress_ports: list[int] = setting(
         "Ports git-sync may reach (https and ssh).", default_factory=lambda: [443, 22], check=ports
+    )
+    git_egress_to: list[Any] = setting(
+        "Where git-sync may connect (your Git server's addresses). The whole pod gets this path: "
+        "NetworkPolicies cannot tell a sidecar from its pod.",
+        default_factory=lambda: [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+        check=network_peers,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RotationConfig:
+    api_secret_key: int = setting(
+        "Raise to generate a new API secret key (signs sessions out).", default=0, check=non_negative
+    )
+    jwt_secret: int = setting(
+        "Raise to generate a new JWT secret (running tasks get new tokens).", default=0, check=non_negative
+    )
+    admin_password: int = setting("Raise to generate a new admin password.", default=0, check=non_negative)
+    redis_password: int = setting(
+        "Raise to generate a new broker password (Redis and the Celery pods restart).", default=0, check=non_negative
+    )
+    example_password: int = setting(
+        "Raise to generate a new password in the example Secret.", default=0, check=non_negative
     )
 
 
@@ -519,6 +554,11 @@ class StackConfig:
     task_pods: TaskPodsConfig = setting("Pods launched by DAG tasks.", default_factory=TaskPodsConfig)
     auth: AuthConfig = setting("The generated admin login (FAB auth manager).", default_factory=AuthConfig)
     network: NetworkConfig = setting("NetworkPolicies.", default_factory=NetworkConfig)
+    rotation: RotationConfig = setting(
+        "Secret rotation counters: raising one replaces that generated value; pods using it roll. "
+        "The database password and the Fernet key are not rotated this way (see README).",
+        default_factory=RotationConfig,
+    )
     protect_data: bool = setting(
         "Protect the database, its keys and the namespace from `pulumi up`/`destroy` accidents (prod).",
         default=False,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -44,7 +44,6 @@ def workload(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
 class DagProcessorArgs:
     config: StackConfig
     registry: rollout.ContentRegistry
-    depends_on: Sequence[pulumi.Resource]
     dag_paths: Mapping[str, str] | None = None
 
 
@@ -52,6 +51,6 @@ class DagProcessor(pulumi.ComponentResource):
     def __init__(self, name: str, args: DagProcessorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airflow-k8s:airflow:DagProcessor", name, None, opts)
         self.resources = workloads.register_deployment(
-            self, args.config, workload(args.config, args.dag_paths), args.registry, args.depends_on
+            self, args.config, workload(args.config, args.dag_paths), args.registry
         )
         self.register_outputs({})

@@ -131,9 +131,14 @@ def volumes(config: StackConfig, bundle_paths: Mapping[str, str] | None = None) 
     if delivery == "git-sync":
         found = [k8s.empty_dir(VOLUME, "2Gi"), k8s.empty_dir("git-sync-tmp", "256Mi")]
         git = config.dags.git_sync
-        if git.credentials_secret and git.repo and uses_ssh(git.repo):
+        if git.credentials_secret and git.repo:
+            keys = ["ssh", "known_hosts"] if uses_ssh(git.repo) else ["GITSYNC_PASSWORD"]
+            items = [{"key": key, "path": key} for key in keys]
             found.append(
-                {"name": GIT_SECRET_VOLUME, "secret": {"secretName": git.credentials_secret, "defaultMode": 0o440}}
+                {
+                    "name": GIT_SECRET_VOLUME,
+                    "secret": {"secretName": git.credentials_secret, "items": items, "defaultMode": 0o440},
+                }
             )
         return found
     return []
@@ -180,8 +185,9 @@ def _git_sync_container(config: StackConfig, name: str, one_time: bool) -> k8s.M
         else:
             environment += [
                 k8s.env_from_secret("GITSYNC_USERNAME", git.credentials_secret, "GITSYNC_USERNAME"),
-                k8s.env_from_secret("GITSYNC_PASSWORD", git.credentials_secret, "GITSYNC_PASSWORD"),
+                k8s.env("GITSYNC_PASSWORD_FILE", f"{GIT_SECRET_MOUNT}/GITSYNC_PASSWORD"),
             ]
+            container_mounts.append(k8s.mount(GIT_SECRET_VOLUME, GIT_SECRET_MOUNT, read_only=True))
     security = k8s.container_security_context()
     security["runAsUser"] = GIT_SYNC_UID
     container: k8s.Manifest = {
@@ -229,6 +235,7 @@ class DagDelivery(pulumi.ComponentResource):
         self.resources: list[pulumi.CustomResource] = []
         if args.bundle is not None:
             manifest = config_map_manifest(args.config, args.bundle)
-            args.registry.add_config_map(names.DAGS_CONFIG_MAP, manifest["data"])
-            self.resources.append(k8s.register(manifest, k8s.child_opts(self, [args.namespace])))
+            resource = k8s.register(manifest, k8s.child_opts(self, [args.namespace]))
+            args.registry.add_config_map(names.DAGS_CONFIG_MAP, manifest["data"], resource)
+            self.resources.append(resource)
         self.register_outputs({"delivery": args.config.dags.delivery, "folder": dags_folder(args.config)})

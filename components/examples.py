@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -29,7 +28,6 @@ class ExampleResourcesArgs:
     config: StackConfig
     namespace: pulumi.Resource
     registry: rollout.ContentRegistry
-    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class ExampleResources(pulumi.ComponentResource):
@@ -37,16 +35,21 @@ class ExampleResources(pulumi.ComponentResource):
         super().__init__("airflow-k8s:dags:ExampleResources", name, None, opts)
         config = args.config
         password = pulumi_random.RandomPassword(
-            "example-password", length=24, special=False, opts=pulumi.ResourceOptions(parent=self)
+            "example-password",
+            length=24,
+            special=False,
+            keepers=secrets.rotation_keepers(config.rotation.example_password),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         data = pulumi.Output.secret(password.result.apply(lambda p: {"username": EXAMPLE_USERNAME, "password": p}))
-        args.registry.add_secret(names.EXAMPLE_SECRET, data)
-        deps = [args.namespace, *args.depends_on]
-        self.resources = [
-            k8s.register(
-                secrets.secret_manifest(names.EXAMPLE_SECRET, names.Component.EXAMPLES, config.namespace, data),
-                k8s.child_opts(self, deps),
-            ),
-            k8s.register(config_map_manifest(config), k8s.child_opts(self, deps)),
-        ]
+        deps = [args.namespace]
+        secret = k8s.register(
+            secrets.secret_manifest(names.EXAMPLE_SECRET, names.Component.EXAMPLES, config.namespace, data),
+            k8s.child_opts(self, deps),
+        )
+        settings = config_map_manifest(config)
+        config_map = k8s.register(settings, k8s.child_opts(self, deps))
+        args.registry.add_secret(names.EXAMPLE_SECRET, data, secret)
+        args.registry.add_config_map(names.EXAMPLE_CONFIG_MAP, settings["data"], config_map)
+        self.resources = [secret, config_map]
         self.register_outputs({})

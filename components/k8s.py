@@ -1,16 +1,13 @@
 """Kubernetes building blocks: pure helpers for manifests, and the one place objects are registered.
 
 Spec builders across ``components/`` return plain, Kubernetes-shaped dicts (camelCase, exactly what
-``kubectl apply`` would take); :func:`register` hands such a manifest to the matching pulumi-kubernetes
-resource class. Classes are imported lazily, so the program only loads the API groups it uses.
+``kubectl apply`` would take); :func:`register` registers such a manifest with Pulumi.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,43 +18,40 @@ from components.config import ResourcesConfig
 
 Manifest = dict[str, Any]
 
-# (apiVersion, kind) -> (module, class) of the typed pulumi-kubernetes resource.
-_TYPED_CLASSES: dict[tuple[str, str], tuple[str, str]] = {
-    ("v1", "Namespace"): ("pulumi_kubernetes.core.v1", "Namespace"),
-    ("v1", "ServiceAccount"): ("pulumi_kubernetes.core.v1", "ServiceAccount"),
-    ("v1", "Secret"): ("pulumi_kubernetes.core.v1", "Secret"),
-    ("v1", "ConfigMap"): ("pulumi_kubernetes.core.v1", "ConfigMap"),
-    ("v1", "Service"): ("pulumi_kubernetes.core.v1", "Service"),
-    ("apps/v1", "Deployment"): ("pulumi_kubernetes.apps.v1", "Deployment"),
-    ("apps/v1", "StatefulSet"): ("pulumi_kubernetes.apps.v1", "StatefulSet"),
-    ("rbac.authorization.k8s.io/v1", "Role"): ("pulumi_kubernetes.rbac.v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("pulumi_kubernetes.rbac.v1", "RoleBinding"),
-    ("policy/v1", "PodDisruptionBudget"): ("pulumi_kubernetes.policy.v1", "PodDisruptionBudget"),
-    ("networking.k8s.io/v1", "NetworkPolicy"): ("pulumi_kubernetes.networking.v1", "NetworkPolicy"),
-}
-
-_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
+SECRET_FIELDS = {("v1", "Secret"): ["data", "stringData"]}
+"""Fields the pulumi-kubernetes SDK always treats as secret for a kind, as inputs and as outputs."""
 
 
-def _snake(key: str) -> str:
-    return _CAMEL_BOUNDARY.sub("_", key).lower()
+def type_token(api_version: str, kind: str) -> str:
+    """The Pulumi type of a Kubernetes object, as pulumi-kubernetes names it (core group: "core")."""
+    group_version = api_version if "/" in api_version else f"core/{api_version}"
+    return f"kubernetes:{group_version}:{kind}"
+
+
+class KubernetesObject(pulumi.CustomResource):
+    """Any Kubernetes object, registered as the pulumi-kubernetes class of its kind registers it.
+
+    Same type token, same properties, same secret outputs, handled by the same provider (the stack's
+    explicit one) with the same semantics; only the generated SDK modules are not imported: importing
+    them costs more CPU than evaluating the whole program. tests/test_k8s.py checks the parity with the
+    SDK classes kind by kind.
+    """
+
+    def __init__(self, resource_name: str, manifest: Manifest, opts: pulumi.ResourceOptions) -> None:
+        key = (manifest["apiVersion"], manifest["kind"])
+        props = dict(manifest)
+        if key in SECRET_FIELDS:
+            for field in SECRET_FIELDS[key]:
+                if props.get(field) is not None:
+                    props[field] = pulumi.Output.secret(props[field])
+            secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=SECRET_FIELDS[key])
+            opts = pulumi.ResourceOptions.merge(opts, secret_outputs)
+        super().__init__(type_token(*key), resource_name, props, opts)
 
 
 def register(manifest: Manifest, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
     """Register one Kubernetes object. Its Pulumi name is its Kubernetes name (unique per kind)."""
-    api_version, kind = manifest["apiVersion"], manifest["kind"]
-    resource_name = manifest["metadata"]["name"]
-    typed = _TYPED_CLASSES.get((api_version, kind))
-    if typed is None:
-        custom_resource = importlib.import_module("pulumi_kubernetes.apiextensions").CustomResource
-        extra = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
-        return custom_resource(
-            resource_name, api_version=api_version, kind=kind, metadata=manifest["metadata"], opts=opts, **extra
-        )
-    module, class_name = typed
-    resource_class = getattr(importlib.import_module(module), class_name)
-    fields = {_snake(k): v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
-    return resource_class(resource_name, opts=opts, **fields)
+    return KubernetesObject(manifest["metadata"]["name"], manifest, opts)
 
 
 def child_opts(
@@ -129,10 +123,6 @@ def env(name: str, value: str) -> Manifest:
 
 def env_from_secret(name: str, secret: str, key: str) -> Manifest:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-
-
-def env_from_field(name: str, field_path: str) -> Manifest:
-    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
 
 
 # --- volumes --------------------------------------------------------------------------------------

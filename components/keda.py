@@ -9,12 +9,11 @@ Secret; no connection string or password appears in a ScaledObject. KEDA itself 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 
-from components import k8s, names
+from components import k8s, names, rollout
 from components.config import StackConfig, WorkerSetConfig
 
 API_VERSION = "keda.sh/v1alpha1"
@@ -129,18 +128,10 @@ def scalings(config: StackConfig) -> list[Scaling]:
     return found
 
 
-def manifests(config: StackConfig) -> list[k8s.Manifest]:
-    found = scalings(config)
-    if not found:
-        return []
-    return [trigger_authentication_manifest(config), *(scaled_object_manifest(config, s) for s in found)]
-
-
 @dataclass(frozen=True)
 class AutoscalingArgs:
     config: StackConfig
-    namespace: pulumi.Resource
-    depends_on: Sequence[pulumi.Resource]
+    registry: rollout.ContentRegistry
 
 
 class Autoscaling(pulumi.ComponentResource):
@@ -148,9 +139,19 @@ class Autoscaling(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AutoscalingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airflow-k8s:executor:Autoscaling", name, None, opts)
-        deps = [args.namespace, *args.depends_on]
+        registry = args.registry
         self.resources: list[pulumi.CustomResource] = []
-        for manifest in manifests(args.config):
-            extra = self.resources[:1]  # ScaledObjects reference the TriggerAuthentication
-            self.resources.append(k8s.register(manifest, k8s.child_opts(self, [*deps, *extra])))
+        found = scalings(args.config)
+        if found:
+            # KEDA reads the metadata Secret through the TriggerAuthentication
+            metadata = registry.resources[("Secret", names.METADATA_SECRET)]
+            authentication = k8s.register(
+                trigger_authentication_manifest(args.config),
+                k8s.child_opts(self, [*registry.dependencies({}), metadata]),
+            )
+            self.resources.append(authentication)
+            for scaling in found:
+                target = registry.resources[("Deployment", scaling.target)]
+                manifest = scaled_object_manifest(args.config, scaling)
+                self.resources.append(k8s.register(manifest, k8s.child_opts(self, [authentication, target])))
         self.register_outputs({"scaledObjects": [s.target for s in scalings(args.config)]})

@@ -168,7 +168,7 @@ class AirflowEnv:
     CELERY_WORKER_CONCURRENCY = "AIRFLOW__CELERY__WORKER_CONCURRENCY"
     KUBERNETES_CONNECTION = "AIRFLOW_CONN_KUBERNETES_DEFAULT"
     ADMIN_USERNAME = "AIRFLOW_K8S_ADMIN_USERNAME"
-    ADMIN_PASSWORD = "AIRFLOW_K8S_ADMIN_PASSWORD"
+    ADMIN_PASSWORD_FILE = "AIRFLOW_K8S_ADMIN_PASSWORD_FILE"
     ADMIN_EMAIL = "AIRFLOW_K8S_ADMIN_EMAIL"
     MIGRATION_WAIT_TIMEOUT = "AIRFLOW_K8S_MIGRATION_WAIT_TIMEOUT"
     WORKER_QUEUES = "AIRFLOW_K8S_WORKER_QUEUES"
@@ -181,6 +181,7 @@ class AirflowEnv:
     EXAMPLE_CONFIG_MAP = stack_context.ENV_EXAMPLE_CONFIG_MAP
 
 
+_MANAGED = [value for name, value in vars(AirflowEnv).items() if name.isupper() and isinstance(value, str)]
 STACK_MANAGED_ENV = frozenset(
-    value for name, value in vars(AirflowEnv).items() if name.isupper() and isinstance(value, str)
+    [*_MANAGED, *(f"{value}_CMD" for value in _MANAGED), *(f"{value}_SECRET" for value in _MANAGED)]
 )

@@ -108,6 +108,8 @@ class PodTemplate(pulumi.ComponentResource):
     def __init__(self, name: str, args: PodTemplateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airflow-k8s:executor:PodTemplate", name, None, opts)
         manifest = config_map_manifest(args.config, args.dag_paths)
-        args.registry.add_config_map(names.POD_TEMPLATE_CONFIG_MAP, manifest["data"])
-        self.resource = k8s.register(manifest, k8s.child_opts(self, [args.namespace]))
+        # The template's pods need their Secrets and ConfigMaps too; the scheduler creates them.
+        template_spec = pod_manifest(args.config, args.dag_paths)["spec"]
+        self.resource = k8s.register(manifest, k8s.child_opts(self, args.registry.dependencies(template_spec)))
+        args.registry.add_config_map(names.POD_TEMPLATE_CONFIG_MAP, manifest["data"], self.resource)
         self.register_outputs({})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -16,6 +15,7 @@ DATA_PATH = "/var/lib/postgresql/data"
 PGDATA = f"{DATA_PATH}/pgdata"
 """A subdirectory, because a fresh volume's root may hold lost+found, which initdb refuses."""
 DATA_VOLUME = "data"
+CREDENTIALS_DIR = "/etc/postgres-credentials"
 # Changing the claim template would force the StatefulSet's replacement; a resize is done on the PVC.
 IGNORED_FIELDS = ["spec.volumeClaimTemplates"]
 
@@ -60,7 +60,8 @@ def pod_spec(config: StackConfig) -> k8s.Manifest:
         "env": [
             k8s.env("POSTGRES_USER", db.user),
             k8s.env("POSTGRES_DB", db.database_name),
-            k8s.env_from_secret("POSTGRES_PASSWORD", names.POSTGRES_SECRET, names.POSTGRES_PASSWORD_KEY),
+            # The image's entrypoint reads the password from a file: it never enters the environment.
+            k8s.env("POSTGRES_PASSWORD_FILE", f"{CREDENTIALS_DIR}/{names.POSTGRES_PASSWORD_KEY}"),
             k8s.env("PGDATA", PGDATA),
         ],
         "ports": [{"name": "postgres", "containerPort": names.POSTGRES_PORT, "protocol": "TCP"}],
@@ -72,6 +73,7 @@ def pod_spec(config: StackConfig) -> k8s.Manifest:
         "livenessProbe": {**probe_command, "periodSeconds": 15, "timeoutSeconds": 5, "failureThreshold": 6},
         "volumeMounts": [
             k8s.mount(DATA_VOLUME, DATA_PATH),
+            k8s.mount("credentials", CREDENTIALS_DIR, read_only=True),
             k8s.mount("run", "/var/run/postgresql"),
             k8s.mount("tmp", "/tmp"),
             k8s.mount("shm", "/dev/shm"),
@@ -85,6 +87,14 @@ def pod_spec(config: StackConfig) -> k8s.Manifest:
         "terminationGracePeriodSeconds": 120,
         "containers": [container],
         "volumes": [
+            {
+                "name": "credentials",
+                "secret": {
+                    "secretName": names.POSTGRES_SECRET,
+                    "items": [{"key": names.POSTGRES_PASSWORD_KEY, "path": names.POSTGRES_PASSWORD_KEY}],
+                    "defaultMode": 0o440,
+                },
+            },
             k8s.empty_dir("run", "16Mi"),
             k8s.empty_dir("tmp", "256Mi"),
             k8s.empty_dir("shm", "256Mi", medium="Memory"),
@@ -134,8 +144,6 @@ def statefulset_manifest(config: StackConfig, annotations: dict[str, object] | N
 @dataclass(frozen=True)
 class PostgresArgs:
     config: StackConfig
-    namespace: pulumi.Resource
-    depends_on: Sequence[pulumi.Resource]
     registry: rollout.ContentRegistry
 
 
@@ -143,14 +151,14 @@ class Postgres(pulumi.ComponentResource):
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airflow-k8s:database:Postgres", name, None, opts)
         config = args.config
-        deps = [args.namespace, *args.depends_on]
-        self.service = k8s.register(service_manifest(config), k8s.child_opts(self, deps))
-        annotations = rollout.checksum_annotations(pod_spec(config), args.registry)
+        spec = pod_spec(config)
+        self.service = k8s.register(service_manifest(config), k8s.child_opts(self, args.registry.dependencies({})))
+        annotations = rollout.checksum_annotations(spec, args.registry)
         self.statefulset = k8s.register(
             statefulset_manifest(config, annotations),
             k8s.child_opts(
                 self,
-                [*deps, self.service],
+                [*args.registry.dependencies(spec), self.service],
                 protect=config.protect_data,
                 ignore_changes=IGNORED_FIELDS,
             ),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components import k8s, names
+from components import k8s, names, rollout
 from components.config import StackConfig
 
 POD_LAUNCHER_RULES: list[k8s.Manifest] = [
@@ -111,6 +111,7 @@ def rbac_manifests(config: StackConfig) -> list[k8s.Manifest]:
 class RbacArgs:
     config: StackConfig
     namespace: pulumi.Resource
+    registry: rollout.ContentRegistry
 
 
 class Rbac(pulumi.ComponentResource):
@@ -126,8 +127,8 @@ class Rbac(pulumi.ComponentResource):
                     registered[("Role", manifest["roleRef"]["name"])],
                     registered[("ServiceAccount", manifest["subjects"][0]["name"])],
                 ]
-            registered[(manifest["kind"], manifest["metadata"]["name"])] = k8s.register(
-                manifest, k8s.child_opts(self, depends_on)
-            )
+            key = (manifest["kind"], manifest["metadata"]["name"])
+            registered[key] = k8s.register(manifest, k8s.child_opts(self, depends_on))
+            args.registry.add(*key, registered[key])
         self.resources = list(registered.values())
         self.register_outputs({"serviceAccounts": sorted(self.identities)})

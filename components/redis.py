@@ -7,7 +7,6 @@ REDISCLI_AUTH from the same Secret.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -72,13 +71,20 @@ def service_manifest(config: StackConfig) -> k8s.Manifest:
 
 def pod_spec(config: StackConfig) -> k8s.Manifest:
     redis = config.redis
-    ping = {"exec": {"command": ["sh", "-c", f"redis-cli -h 127.0.0.1 -p {names.REDIS_PORT} ping | grep -q PONG"]}}
+    # The probe reads the password from the mounted Secret into its own environment only.
+    auth = f'REDISCLI_AUTH="$(cat {CONFIG_DIR}/password)"'
+    ping = {
+        "exec": {"command": ["sh", "-c", f"{auth} redis-cli -h 127.0.0.1 -p {names.REDIS_PORT} ping | grep -q PONG"]}
+    }
     volumes: list[k8s.Manifest] = [
         {
             "name": CONFIG_VOLUME,
             "secret": {
                 "secretName": names.REDIS_SECRET,
-                "items": [{"key": names.REDIS_CONFIG_KEY, "path": "redis.conf"}],
+                "items": [
+                    {"key": names.REDIS_CONFIG_KEY, "path": "redis.conf"},
+                    {"key": names.REDIS_PASSWORD_KEY, "path": "password"},
+                ],
                 "defaultMode": 0o440,
             },
         }
@@ -90,7 +96,6 @@ def pod_spec(config: StackConfig) -> k8s.Manifest:
         "image": redis.image,
         "imagePullPolicy": "IfNotPresent",
         "args": ["redis-server", f"{CONFIG_DIR}/redis.conf"],
-        "env": [k8s.env_from_secret("REDISCLI_AUTH", names.REDIS_SECRET, names.REDIS_PASSWORD_KEY)],
         "ports": [{"name": "redis", "containerPort": names.REDIS_PORT, "protocol": "TCP"}],
         "resources": k8s.resources(redis.resources),
         "securityContext": k8s.container_security_context(),
@@ -147,8 +152,6 @@ def statefulset_manifest(config: StackConfig, annotations: dict[str, object] | N
 @dataclass(frozen=True)
 class RedisArgs:
     config: StackConfig
-    namespace: pulumi.Resource
-    depends_on: Sequence[pulumi.Resource]
     registry: rollout.ContentRegistry
 
 
@@ -157,17 +160,25 @@ class Redis(pulumi.ComponentResource):
         super().__init__("airflow-k8s:executor:Redis", name, None, opts)
         config = args.config
         password = pulumi_random.RandomPassword(
-            "redis-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+            "redis-password",
+            length=32,
+            special=False,
+            keepers=secrets.rotation_keepers(config.rotation.redis_password),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         data = pulumi.Output.secret(password.result.apply(lambda p: secret_data(config, p)))
-        args.registry.add_secret(names.REDIS_SECRET, data)
+        namespace_only = args.registry.dependencies({})
         secret = k8s.register(
             secrets.secret_manifest(names.REDIS_SECRET, names.Component.REDIS, config.namespace, data),
-            k8s.child_opts(self, [args.namespace]),
+            k8s.child_opts(self, namespace_only),
         )
-        deps = [args.namespace, *args.depends_on, secret]
-        service = k8s.register(service_manifest(config), k8s.child_opts(self, deps))
-        annotations = rollout.checksum_annotations(pod_spec(config), args.registry)
-        statefulset = k8s.register(statefulset_manifest(config, annotations), k8s.child_opts(self, [*deps, service]))
+        args.registry.add_secret(names.REDIS_SECRET, data, secret)
+        spec = pod_spec(config)
+        service = k8s.register(service_manifest(config), k8s.child_opts(self, namespace_only))
+        annotations = rollout.checksum_annotations(spec, args.registry)
+        statefulset = k8s.register(
+            statefulset_manifest(config, annotations),
+            k8s.child_opts(self, [*args.registry.dependencies(spec), service]),
+        )
         self.resources = [secret, service, statefulset]
         self.register_outputs({"host": names.dns_name(names.REDIS, config.namespace)})

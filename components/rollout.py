@@ -20,17 +20,35 @@ CONFIG_ANNOTATION = "airflow-k8s/config-checksum"
 
 
 class ContentRegistry:
-    """What each stack-managed Secret and ConfigMap contains, by name."""
+    """What each stack-managed Secret and ConfigMap contains, and the registered objects by kind and name.
+
+    Workloads depend on exactly the objects their pods reference (found here), not on everything.
+    """
 
     def __init__(self) -> None:
         self.secrets: dict[str, pulumi.Output[dict[str, str]]] = {}
         self.config_maps: dict[str, dict[str, str]] = {}
+        self.resources: dict[tuple[str, str], pulumi.Resource] = {}
+        self.namespace: pulumi.Resource | None = None
 
-    def add_secret(self, name: str, content: pulumi.Output[dict[str, str]]) -> None:
+    def add(self, kind: str, name: str, resource: pulumi.Resource) -> None:
+        self.resources[(kind, name)] = resource
+
+    def add_secret(self, name: str, content: pulumi.Output[dict[str, str]], resource: pulumi.Resource) -> None:
         self.secrets[name] = content
+        self.add("Secret", name, resource)
 
-    def add_config_map(self, name: str, content: dict[str, str]) -> None:
+    def add_config_map(self, name: str, content: dict[str, str], resource: pulumi.Resource) -> None:
         self.config_maps[name] = content
+        self.add("ConfigMap", name, resource)
+
+    def dependencies(self, pod_spec: k8s.Manifest) -> list[pulumi.Resource]:
+        """The namespace and the stack's objects a pod spec references: identity, Secrets, ConfigMaps."""
+        secrets, config_maps = referenced(pod_spec)
+        wanted = [("ServiceAccount", pod_spec.get("serviceAccountName", ""))]
+        wanted += [("Secret", name) for name in sorted(secrets)] + [("ConfigMap", name) for name in sorted(config_maps)]
+        found = [self.resources[key] for key in wanted if key in self.resources]
+        return [self.namespace, *found] if self.namespace is not None else found
 
 
 def referenced(pod_spec: k8s.Manifest) -> tuple[set[str], set[str]]:

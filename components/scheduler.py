@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -35,6 +35,9 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         args=["airflow", "scheduler"],
         resources=resources,
         extra_env=[
+            # Only the scheduler (its executor) reads [core] parallelism; elsewhere it would roll pods
+            # for nothing when the capacity changes.
+            k8s.env(E.PARALLELISM, str(config.effective_parallelism)),
             k8s.env(E.SCHEDULER_HEALTH_CHECK, "True"),
             k8s.env(E.SCHEDULER_HEALTH_PORT, str(names.SCHEDULER_HEALTH_PORT)),
             *pod_template.scheduler_env(config),
@@ -68,7 +71,6 @@ def workload(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
 class SchedulerArgs:
     config: StackConfig
     registry: rollout.ContentRegistry
-    depends_on: Sequence[pulumi.Resource]
     dag_paths: Mapping[str, str] | None = None
 
 
@@ -76,6 +78,6 @@ class Scheduler(pulumi.ComponentResource):
     def __init__(self, name: str, args: SchedulerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airflow-k8s:airflow:Scheduler", name, None, opts)
         self.resources = workloads.register_deployment(
-            self, args.config, workload(args.config, args.dag_paths), args.registry, args.depends_on
+            self, args.config, workload(args.config, args.dag_paths), args.registry
         )
         self.register_outputs({})

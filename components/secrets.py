@@ -19,6 +19,14 @@ from components.config import StackConfig
 from components.rollout import ContentRegistry
 
 FERNET_KEY_BYTES = 32
+
+
+def rotation_keepers(generation: int) -> dict[str, str] | None:
+    """pulumi-random keepers for a rotation counter: none until the first rotation, so upgrading the
+    program never regenerates a value."""
+    return {"rotation": str(generation)} if generation > 0 else None
+
+
 JWT_SECRET_BYTES = 64
 
 
@@ -115,9 +123,16 @@ class StackSecrets(pulumi.ComponentResource):
         plain = pulumi.ResourceOptions(parent=self)
 
         fernet = pulumi_random.RandomBytes("fernet-key", length=FERNET_KEY_BYTES, opts=keep)
-        jwt = pulumi_random.RandomBytes("jwt-secret", length=JWT_SECRET_BYTES, opts=plain)
-        api_key = pulumi_random.RandomPassword("api-secret-key", length=48, special=False, opts=plain)
-        admin = pulumi_random.RandomPassword("admin-password", length=24, special=False, opts=plain)
+        rotation = config.rotation
+        jwt = pulumi_random.RandomBytes(
+            "jwt-secret", length=JWT_SECRET_BYTES, keepers=rotation_keepers(rotation.jwt_secret), opts=plain
+        )
+        api_key = pulumi_random.RandomPassword(
+            "api-secret-key", length=48, special=False, keepers=rotation_keepers(rotation.api_secret_key), opts=plain
+        )
+        admin = pulumi_random.RandomPassword(
+            "admin-password", length=24, special=False, keepers=rotation_keepers(rotation.admin_password), opts=plain
+        )
         self.admin_password = admin.result
 
         secret_data: dict[str, pulumi.Output[dict[str, str]]] = {}
@@ -151,8 +166,8 @@ class StackSecrets(pulumi.ComponentResource):
         self.resources: list[pulumi.CustomResource] = []
         for secret_name, data in secret_data.items():
             data = pulumi.Output.secret(data)
-            args.registry.add_secret(secret_name, data)
             manifest = secret_manifest(secret_name, names.Component.SECRETS, config.namespace, data)
-            self.resources.append(k8s.register(manifest, k8s.child_opts(self, [args.namespace])))
-        self.secret_names = sorted(secret_data)
-        self.register_outputs({"secretNames": self.secret_names})
+            resource = k8s.register(manifest, k8s.child_opts(self, [args.namespace]))
+            args.registry.add_secret(secret_name, data, resource)
+            self.resources.append(resource)
+        self.register_outputs({"secretNames": sorted(secret_data)})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -22,7 +22,16 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         resources=resources,
         extra_env=[k8s.env(E.TRIGGERER_CAPACITY, str(config.triggerer.capacity))],
         ports=[{"name": "trigger-logs", "containerPort": names.TRIGGERER_LOG_PORT, "protocol": "TCP"}],
-        probes=airflow_pod.jobs_check_probes("TriggererJob"),
+        probes={
+            **airflow_pod.jobs_check_probes("TriggererJob"),
+            # Cheap: the trigger log server answering means the triggerer process is up.
+            "readinessProbe": {
+                "tcpSocket": {"port": "trigger-logs"},
+                "periodSeconds": 15,
+                "timeoutSeconds": 5,
+                "failureThreshold": 3,
+            },
+        },
     )
     identity = identities(config)[names.TRIGGERER]
     return airflow_pod.pod_spec(
@@ -49,7 +58,6 @@ def workload(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
 class TriggererArgs:
     config: StackConfig
     registry: rollout.ContentRegistry
-    depends_on: Sequence[pulumi.Resource]
     dag_paths: Mapping[str, str] | None = None
 
 
@@ -57,6 +65,6 @@ class Triggerer(pulumi.ComponentResource):
     def __init__(self, name: str, args: TriggererArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airflow-k8s:airflow:Triggerer", name, None, opts)
         self.resources = workloads.register_deployment(
-            self, args.config, workload(args.config, args.dag_paths), args.registry, args.depends_on
+            self, args.config, workload(args.config, args.dag_paths), args.registry
         )
         self.register_outputs({})

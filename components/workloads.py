@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -47,11 +46,17 @@ def register_deployment(
     config: StackConfig,
     spec: WorkloadSpec,
     registry: rollout.ContentRegistry,
-    depends_on: Sequence[pulumi.Resource],
 ) -> list[pulumi.CustomResource]:
-    options = k8s.child_opts(parent, depends_on, ignore_changes=[REPLICAS_FIELD] if spec.autoscaled else None)
-    registered = [k8s.register(deployment_manifest(config, spec, registry), options)]
+    """The Deployment waits for exactly what its pods reference; its budget only for the namespace."""
+    options = k8s.child_opts(
+        parent,
+        registry.dependencies(spec.pod_spec),
+        ignore_changes=[REPLICAS_FIELD] if spec.autoscaled else None,
+    )
+    deployment = k8s.register(deployment_manifest(config, spec, registry), options)
+    registry.add("Deployment", spec.name, deployment)
+    registered = [deployment]
     if needs_disruption_budget(spec):
         budget = airflow_pod.disruption_budget_manifest(config, spec.name, spec.component, spec.worker_set)
-        registered.append(k8s.register(budget, k8s.child_opts(parent, depends_on)))
+        registered.append(k8s.register(budget, k8s.child_opts(parent, registry.dependencies({}))))
     return registered

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -74,7 +75,7 @@ class LocalPod:
         elif "secret" in volume:
             source = volume["secret"]
             encoded = reveal(self.evaluation.find("Secret", source["secretName"])["data"])
-            data = {k: base64.b64decode(v).decode() for k, v in encoded.items()}
+            data = {k: self.map_host(base64.b64decode(v).decode()) for k, v in encoded.items()}
         else:
             raise NotImplementedError(f"volume type of {volume}")
         items = source.get("items") or [{"key": key, "path": key} for key in data]
@@ -90,10 +91,12 @@ class LocalPod:
         return mapping
 
     def local_path(self, container: dict[str, Any], text: str) -> str:
-        for mount_path, local in sorted(self.mount_map(container).items(), key=lambda kv: -len(kv[0])):
-            if text == mount_path or text.startswith(mount_path + "/"):
-                return str(local) + text[len(mount_path) :]
-        return text
+        """Map every container path in ``text`` (a path, or a command such as ``cat /path``) to here."""
+        mapping = self.mount_map(container)
+        # one pass, longest paths first, so a mapped path is never mapped again
+        alternatives = "|".join(re.escape(path) for path in sorted(mapping, key=len, reverse=True))
+        pattern = rf"(?<![\w./-])({alternatives})(?=/|$|\s)"
+        return re.sub(pattern, lambda match: str(mapping[match.group(1)]), text)
 
     # --- environment ---
 

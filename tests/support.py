@@ -27,7 +27,7 @@ def decoded_secret(evaluation: Evaluation, name: str) -> dict[str, str]:
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
-    return obj["spec"]["template"]["spec"]
+    return obj["spec"] if obj.get("kind") == "Pod" else obj["spec"]["template"]["spec"]
 
 
 def containers(obj: dict[str, Any], init: bool = False) -> Iterator[dict[str, Any]]:
@@ -67,3 +67,26 @@ def canonical(evaluation: Evaluation) -> str:
         for r in sorted(evaluation.registrations, key=lambda r: r.urn)
     ]
     return json.dumps({"resources": rows, "outputs": encode(evaluation.outputs)}, sort_keys=True)
+
+
+def secret_file_source(obj: dict[str, Any], container: dict[str, Any], path: str) -> tuple[str, str]:
+    """(Secret name, key) behind a file path in a container: mount -> volume -> item."""
+    volumes = {v["name"]: v for v in pod_spec(obj)["volumes"]}
+    for mount in container.get("volumeMounts", []):
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        volume = volumes.get(mount["name"], {})  # claim templates have no volume entry
+        if path.startswith(prefix) and "secret" in volume:
+            assert mount.get("readOnly") is True, mount
+            relative = path[len(prefix) :]
+            items = volume["secret"].get("items") or []
+            keys = [item["key"] for item in items if item["path"] == relative] or [relative]
+            return volume["secret"]["secretName"], keys[0]
+    raise AssertionError(f"{path} is not in a mounted Secret of {container['name']}")
+
+
+def command_secret(obj: dict[str, Any], container: dict[str, Any], variable: str) -> tuple[str, str]:
+    """The Secret and key an Airflow ``<variable>_CMD`` setting reads (``cat <file>``)."""
+    command = env_of(container)[f"{variable}_CMD"]
+    assert isinstance(command, str) and command.startswith("cat /"), command
+    assert variable not in env_of(container), f"{variable} must not be in the environment"
+    return secret_file_source(obj, container, command.removeprefix("cat "))

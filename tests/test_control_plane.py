@@ -8,9 +8,20 @@ import pytest
 
 from components import names, rollout
 from components.airflow_pod import FAB_AUTH_MANAGER
-from tests.support import Evaluation, Secret, containers, decoded_secret, env_of, evaluate_ok, pod_spec
+from tests.support import (
+    Evaluation,
+    Secret,
+    command_secret,
+    containers,
+    decoded_secret,
+    env_of,
+    evaluate_ok,
+    pod_spec,
+    secret_file_source,
+)
 
 E = names.AirflowEnv
+CREDENTIALS = (E.SQL_ALCHEMY_CONN, E.FERNET_KEY, E.JWT_SECRET, E.API_SECRET_KEY)
 AIRFLOW_WORKLOADS = [names.API_SERVER, names.SCHEDULER, names.DAG_PROCESSOR, names.TRIGGERER]
 
 
@@ -96,22 +107,38 @@ def test_an_image_upgrade_migrates_in_the_new_scheduler_pods_before_others_serve
 # --- configuration through the environment ---
 
 
-def test_credentials_come_from_the_core_secret_by_reference(dev: Evaluation) -> None:
+def credential_sources(evaluation: Evaluation) -> list[tuple[str, str, dict[str, tuple[str, str]]]]:
+    found = []
+    for workload, container in airflow_containers(evaluation):
+        obj = evaluation.find("Deployment", workload)
+        found.append((workload, container["name"], {v: command_secret(obj, container, v) for v in CREDENTIALS}))
+    return found
+
+
+def test_credentials_are_read_from_mounted_secret_files_not_the_environment(dev: Evaluation) -> None:
     expected = {
         E.SQL_ALCHEMY_CONN: (names.METADATA_SECRET, names.METADATA_CONNECTION_KEY),
         E.FERNET_KEY: (names.KEYS_SECRET, names.FERNET_KEY),
         E.JWT_SECRET: (names.KEYS_SECRET, names.JWT_SECRET_KEY),
         E.API_SECRET_KEY: (names.KEYS_SECRET, names.API_SECRET_KEY),
     }
-    for workload, container in airflow_containers(dev):
-        environment = env_of(container)
-        for variable, (secret, key) in expected.items():
-            assert environment[variable] == {"secretKeyRef": {"name": secret, "key": key}}, (workload, variable)
+    for workload, container, sources in credential_sources(dev):
+        assert sources == expected, (workload, container)
+    for _, container in airflow_containers(dev):
+        assert all("secretKeyRef" not in str(entry) for entry in container["env"]), container["name"]
+
+
+def test_pods_mount_only_the_secret_keys_they_read(dev: Evaluation) -> None:
+    spec = pod_spec(dev.find("Deployment", names.SCHEDULER))
+    metadata = next(v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == names.METADATA_SECRET)
+    # KEDA's URL stays out of Airflow's pods
+    assert [item["key"] for item in metadata["secret"]["items"]] == [names.METADATA_CONNECTION_KEY]
+    assert metadata["secret"]["defaultMode"] == 0o440
 
 
 def test_every_component_shares_one_jwt_secret(dev: Evaluation) -> None:
-    references = {str(env_of(c)[E.JWT_SECRET]) for _, c in airflow_containers(dev)}
-    assert len(references) == 1
+    references = {sources[E.JWT_SECRET] for _, _, sources in credential_sources(dev)}
+    assert references == {(names.KEYS_SECRET, names.JWT_SECRET_KEY)}
     assert len(decoded_secret(dev, names.KEYS_SECRET)[names.JWT_SECRET_KEY]) >= 64
 
 
@@ -166,8 +193,10 @@ def test_examples_are_off_and_fab_is_the_auth_manager(dev: Evaluation) -> None:
 )
 def test_parallelism_is_sized_to_the_executors_capacity(overrides: dict[str, Any], parallelism: str) -> None:
     evaluation = evaluate_ok(**overrides)
-    for _, container in airflow_containers(evaluation):
-        assert env_of(container)[E.PARALLELISM] == parallelism
+    [scheduler] = containers(evaluation.find("Deployment", names.SCHEDULER))
+    assert env_of(scheduler)[E.PARALLELISM] == parallelism
+    # only the scheduler's executor reads it
+    assert all(E.PARALLELISM not in env_of(c) for w, c in airflow_containers(evaluation) if w != names.SCHEDULER)
 
 
 def test_extra_environment_and_secrets_reach_every_airflow_container() -> None:
@@ -381,14 +410,11 @@ def test_outputs_give_the_url_a_port_forward_command_and_the_secret_admin_login(
     assert dev.outputs["adminPassword"].value == decoded_secret(dev, names.ADMIN_SECRET)[names.ADMIN_PASSWORD_KEY]
 
 
-def test_admin_bootstrap_gets_the_password_by_reference_only(dev: Evaluation) -> None:
-    [bootstrap] = [
-        c
-        for c in pod_spec(dev.find("Deployment", names.API_SERVER))["initContainers"]
-        if c["name"] == "bootstrap-admin"
-    ]
-    assert env_of(bootstrap)[E.ADMIN_PASSWORD] == {
-        "secretKeyRef": {"name": names.ADMIN_SECRET, "key": names.ADMIN_PASSWORD_KEY}
-    }
-    [server] = [c for c in containers(dev.find("Deployment", names.API_SERVER)) if c["name"] == "api-server"]
-    assert E.ADMIN_PASSWORD not in env_of(server)
+def test_admin_bootstrap_alone_reads_the_password_from_a_mounted_file(dev: Evaluation) -> None:
+    deployment = dev.find("Deployment", names.API_SERVER)
+    [bootstrap] = [c for c in pod_spec(deployment)["initContainers"] if c["name"] == "bootstrap-admin"]
+    path = env_of(bootstrap)[E.ADMIN_PASSWORD_FILE]
+    assert secret_file_source(deployment, bootstrap, path) == (names.ADMIN_SECRET, names.ADMIN_PASSWORD_KEY)
+    for container in containers(deployment, init=True):
+        if container["name"] != "bootstrap-admin":
+            assert all("airflow-admin" not in m["name"] for m in container["volumeMounts"]), container["name"]

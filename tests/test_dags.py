@@ -19,7 +19,16 @@ import pytest
 from components import dags, names, rollout
 from tests.local_pod import LocalPod
 from tests.postgres_server import PostgresServer
-from tests.support import Evaluation, containers, decoded_secret, env_of, evaluate_ok, pod_spec, reveal
+from tests.support import (
+    Evaluation,
+    containers,
+    decoded_secret,
+    env_of,
+    evaluate_ok,
+    pod_spec,
+    reveal,
+    secret_file_source,
+)
 from tools.mock_engine import evaluate_stack
 from tools.validate import KUBERNETES_VERSIONS, validate
 
@@ -352,13 +361,14 @@ def test_git_sync_delivery_checks_out_before_start_and_keeps_a_native_sidecar() 
 
 def test_git_sync_https_credentials_come_from_the_named_secret() -> None:
     evaluation = evaluate_ok(dags={**GIT, "gitSync": {**GIT["gitSync"], "credentialsSecret": "dags-repo-token"}})
-    sidecar = pod_spec(evaluation.find("Deployment", names.DAG_PROCESSOR))["initContainers"][-1]
-    assert env_of(sidecar)["GITSYNC_PASSWORD"] == {
-        "secretKeyRef": {"name": "dags-repo-token", "key": "GITSYNC_PASSWORD"}
-    }
-    assert env_of(sidecar)["GITSYNC_USERNAME"] == {
-        "secretKeyRef": {"name": "dags-repo-token", "key": "GITSYNC_USERNAME"}
-    }
+    deployment = evaluation.find("Deployment", names.DAG_PROCESSOR)
+    sidecar = pod_spec(deployment)["initContainers"][-1]
+    environment = env_of(sidecar)
+    assert environment["GITSYNC_USERNAME"] == {"secretKeyRef": {"name": "dags-repo-token", "key": "GITSYNC_USERNAME"}}
+    # the token is a mounted file, not an environment variable
+    assert "GITSYNC_PASSWORD" not in environment
+    path = environment["GITSYNC_PASSWORD_FILE"]
+    assert secret_file_source(deployment, sidecar, path) == ("dags-repo-token", "GITSYNC_PASSWORD")
 
 
 def test_git_sync_ssh_key_is_mounted_from_the_named_secret_with_known_hosts() -> None:

@@ -12,7 +12,18 @@ import pytest
 from components import names
 from components.celery_workers import CELERY_APP, DRAIN_SCRIPT
 from components.config_schema import ConfigError
-from tests.support import Evaluation, Secret, containers, decoded_secret, env_of, evaluate_ok, pod_spec, reveal
+from tests.support import (
+    Evaluation,
+    Secret,
+    command_secret,
+    containers,
+    decoded_secret,
+    env_of,
+    evaluate_ok,
+    pod_spec,
+    reveal,
+    secret_file_source,
+)
 from tools.mock_engine import evaluate_stack, walk
 from tools.validate import KUBERNETES_VERSIONS, validate
 
@@ -108,11 +119,15 @@ def test_pod_template_is_hardened_with_the_configured_resources(kubernetes_execu
 
 
 def test_pod_template_has_the_control_planes_wiring_and_dag_access(kubernetes_executor: Evaluation) -> None:
-    [base] = pod_template(kubernetes_executor)["spec"]["containers"]
-    [scheduler] = containers(kubernetes_executor.find("Deployment", names.SCHEDULER))
+    template = pod_template(kubernetes_executor)
+    [base] = template["spec"]["containers"]
+    deployment = kubernetes_executor.find("Deployment", names.SCHEDULER)
+    [scheduler] = containers(deployment)
     scheduler_env = env_of(scheduler)
-    for variable in (E.SQL_ALCHEMY_CONN, E.FERNET_KEY, E.JWT_SECRET, E.EXECUTION_API_SERVER_URL, E.DAGS_FOLDER):
+    for variable in (E.EXECUTION_API_SERVER_URL, E.DAGS_FOLDER, E.EXECUTOR):
         assert env_of(base)[variable] == scheduler_env[variable]
+    for variable in (E.SQL_ALCHEMY_CONN, E.FERNET_KEY, E.JWT_SECRET):
+        assert command_secret(template, base, variable) == command_secret(deployment, scheduler, variable)
     assert {m["mountPath"] for m in base["volumeMounts"]} >= {"/opt/airflow/dags", "/tmp", "/opt/airflow/logs"}
 
 
@@ -175,11 +190,13 @@ def test_redis_runs_hardened_with_its_config_from_the_secret_and_authenticated_p
     assert spec["automountServiceAccountToken"] is False
     [redis] = spec["containers"]
     assert redis["args"] == ["redis-server", "/etc/redis/redis.conf"]
-    assert env_of(redis)["REDISCLI_AUTH"] == {
-        "secretKeyRef": {"name": names.REDIS_SECRET, "key": names.REDIS_PASSWORD_KEY}
-    }
+    # no password in the environment or in arguments: probes read the mounted file
+    assert "env" not in redis
+    password_file = secret_file_source(statefulset, redis, "/etc/redis/password")
+    assert password_file == (names.REDIS_SECRET, names.REDIS_PASSWORD_KEY)
     for probe in ("readinessProbe", "livenessProbe"):
-        assert "ping" in redis[probe]["exec"]["command"][-1]
+        command = redis[probe]["exec"]["command"][-1]
+        assert 'REDISCLI_AUTH="$(cat /etc/redis/password)"' in command and "ping" in command
     config_volume = next(v for v in spec["volumes"] if v["name"] == "redis-config")
     assert config_volume["secret"]["secretName"] == names.REDIS_SECRET
     assert redis["securityContext"]["readOnlyRootFilesystem"] is True
@@ -200,13 +217,16 @@ def test_redis_persistence_is_optional() -> None:
 
 def test_broker_and_result_backend_come_from_secrets(celery: Evaluation) -> None:
     for workload in (names.SCHEDULER, names.API_SERVER, names.worker_set("default")):
-        environment = env_of(next(iter(containers(celery.find("Deployment", workload)))))
-        assert environment[E.CELERY_BROKER_URL] == {
-            "secretKeyRef": {"name": names.REDIS_SECRET, "key": names.REDIS_BROKER_URL_KEY}
-        }
-        assert environment[E.CELERY_RESULT_BACKEND] == {
-            "secretKeyRef": {"name": names.METADATA_SECRET, "key": names.METADATA_RESULT_BACKEND_KEY}
-        }
+        deployment = celery.find("Deployment", workload)
+        container = next(iter(containers(deployment)))
+        assert command_secret(deployment, container, E.CELERY_BROKER_URL) == (
+            names.REDIS_SECRET,
+            names.REDIS_BROKER_URL_KEY,
+        )
+        assert command_secret(deployment, container, E.CELERY_RESULT_BACKEND) == (
+            names.METADATA_SECRET,
+            names.METADATA_RESULT_BACKEND_KEY,
+        )
     assert decoded_secret(celery, names.METADATA_SECRET)[names.METADATA_RESULT_BACKEND_KEY].startswith(
         "db+postgresql://"
     )

@@ -47,19 +47,48 @@ def test_every_object_has_an_explicit_name_and_recommended_labels(
             assert label in meta["labels"], (obj["kind"], meta["name"], label)
 
 
+def waits_for(evaluation: Evaluation, urn: str) -> set[str]:
+    """Every URN a resource waits for, directly or through what it waits for."""
+    by_urn = {r.urn: r for r in evaluation.registrations}
+    seen: set[str] = set()
+    pending = list(by_urn[urn].dependencies)
+    while pending:
+        current = pending.pop()
+        if current not in seen:
+            seen.add(current)
+            pending += by_urn[current].dependencies if current in by_urn else []
+    return seen
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_namespaced_object_is_in_the_stack_namespace_and_waits_for_it(
     stack: str, dev: Evaluation, prod: Evaluation
 ) -> None:
     evaluation = dev if stack == "dev" else prod
-    namespace_name = evaluation.of_type("kubernetes:core/v1:Namespace")[0]
+    [namespace] = evaluation.of_type("kubernetes:core/v1:Namespace")
     for registration in evaluation.registrations:
-        if not registration.type.startswith("kubernetes:") or registration is namespace_name:
+        if not registration.type.startswith("kubernetes:") or registration is namespace:
             continue
         if registration.type.startswith("pulumi:providers"):
             continue
-        assert registration.inputs["metadata"]["namespace"] == namespace_name.inputs["metadata"]["name"]
-        assert namespace_name.urn in registration.dependencies, registration.name
+        assert registration.inputs["metadata"]["namespace"] == namespace.inputs["metadata"]["name"]
+        assert namespace.urn in waits_for(evaluation, registration.urn), registration.name
+
+
+def test_workloads_wait_for_exactly_the_objects_their_pods_use(prod: Evaluation) -> None:
+    scheduler = prod.registration_for("Deployment", "airflow-scheduler")
+    # (the checksum annotation also makes it wait for the generated values it digests)
+    waited = {urn.split("::")[-1] for urn in scheduler.dependencies if "$kubernetes:" in urn}
+    assert waited == {
+        "airflow",  # the namespace
+        "airflow-scheduler",  # its ServiceAccount
+        "airflow-metadata",
+        "airflow-keys",
+        "airflow-redis",
+        "airflow-config",
+        "airflow-scripts",
+        "airflow-pod-template",
+    }
 
 
 def test_prod_protects_the_namespace_and_dev_does_not(dev: Evaluation, prod: Evaluation) -> None:

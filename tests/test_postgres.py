@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from components import names
-from tests.support import Evaluation, containers, env_of, evaluate_ok, pod_spec
+from tests.support import Evaluation, containers, env_of, evaluate_ok, pod_spec, secret_file_source
 
 
 def test_headless_service_has_a_stable_name_and_the_postgres_port(dev: Evaluation) -> None:
@@ -66,12 +66,13 @@ def test_probes_use_pg_isready(dev: Evaluation) -> None:
         assert "--username" in command and "airflow" in command
 
 
-def test_password_comes_from_the_secret_by_reference(dev: Evaluation) -> None:
-    [container] = containers(dev.find("StatefulSet", names.POSTGRES))
+def test_password_comes_from_the_secret_as_a_mounted_file(dev: Evaluation) -> None:
+    statefulset = dev.find("StatefulSet", names.POSTGRES)
+    [container] = containers(statefulset)
     environment = env_of(container)
-    assert environment["POSTGRES_PASSWORD"] == {
-        "secretKeyRef": {"name": names.POSTGRES_SECRET, "key": names.POSTGRES_PASSWORD_KEY}
-    }
+    assert "POSTGRES_PASSWORD" not in environment
+    path = environment["POSTGRES_PASSWORD_FILE"]
+    assert secret_file_source(statefulset, container, path) == (names.POSTGRES_SECRET, names.POSTGRES_PASSWORD_KEY)
     assert environment["POSTGRES_USER"] == "airflow"
     assert names.POSTGRES_SECRET in dev.names_of("Secret")
 

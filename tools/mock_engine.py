@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
+import json
 import runpy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -71,6 +71,8 @@ class Registration:
     additional_secret_outputs: list[str]
     dependencies: list[str]
     provider: str
+    outputs: dict[str, Any] = field(default_factory=lambda: {})
+    """What the mock returned (for generated values: the sentinel secrets)."""
 
 
 @dataclass
@@ -178,10 +180,12 @@ class SentinelMocks(pulumi_mocks.Mocks):
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
+        # Like pulumi-random, a change of keepers yields a new value.
+        seed = args.name + (json.dumps(args.inputs["keepers"], sort_keys=True) if args.inputs.get("keepers") else "")
         if args.typ in ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString"):
-            outputs["result"] = sentinel(args.name, "result", int(args.inputs.get("length", 16)))
+            outputs["result"] = sentinel(seed, "result", int(args.inputs.get("length", 16)))
         elif args.typ == "random:index/randomBytes:RandomBytes":
-            raw = _sentinel_bytes(args.name, int(args.inputs["length"]))
+            raw = _sentinel_bytes(seed, int(args.inputs["length"]))
             outputs["base64"] = base64.b64encode(raw).decode()
             outputs["hex"] = raw.hex()
         return f"{args.name}_id", outputs
@@ -200,25 +204,25 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
         urn = self.make_urn(request.parent, request.type, request.name)
-        self.registrations.append(
-            Registration(
-                type=request.type,
-                name=request.name,
-                urn=urn,
-                parent=request.parent,
-                custom=bool(request.custom),
-                inputs=decode(request.object),
-                protect=bool(request.protect),
-                ignore_changes=list(request.ignoreChanges),
-                retain_on_delete=bool(request.retainOnDelete),
-                delete_before_replace=bool(request.deleteBeforeReplace),
-                replace_on_changes=list(request.replaceOnChanges),
-                additional_secret_outputs=list(request.additionalSecretOutputs),
-                dependencies=sorted(request.dependencies),
-                provider=request.provider,
-            )
+        registration = Registration(
+            type=request.type,
+            name=request.name,
+            urn=urn,
+            parent=request.parent,
+            custom=bool(request.custom),
+            inputs=decode(request.object),
+            protect=bool(request.protect),
+            ignore_changes=list(request.ignoreChanges),
+            retain_on_delete=bool(request.retainOnDelete),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            replace_on_changes=list(request.replaceOnChanges),
+            additional_secret_outputs=list(request.additionalSecretOutputs),
+            dependencies=sorted(request.dependencies),
+            provider=request.provider,
         )
+        self.registrations.append(registration)
         response = super().RegisterResource(request)
+        registration.outputs = dict(self.resources[urn].state)
         secret_outputs = set(request.additionalSecretOutputs)
         if secret_outputs:
             for key in list(response.object.keys()):
@@ -312,8 +316,6 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> tupl
 
 
 def yaml_scalar_or_json(value: Any) -> str:
-    import json
-
     return json.dumps(value)
 
 
@@ -326,6 +328,3 @@ def evaluate_stack(
         config[full] = value if isinstance(value, str) else yaml_scalar_or_json(value)
         secret_keys.add(full)
     return evaluate(config, secret_keys, stack=stack)
-
-
-os.environ.setdefault("PULUMI_K8S_SUPPRESS_DEPRECATION_WARNINGS", "true")

@@ -1,7 +1,7 @@
 """Create the admin user of the FAB auth manager, or reset its password to the generated one.
 
-Idempotent: runs in an init container of every api-server pod. The password comes from the environment
-(secretKeyRef), never from a command line.
+Idempotent: runs in an init container of every api-server pod. The password comes from a mounted Secret
+file (never from the environment or a command line).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from werkzeug.security import check_password_hash
 
 def main() -> int:
     username = os.environ["AIRFLOW_K8S_ADMIN_USERNAME"]
-    password = os.environ["AIRFLOW_K8S_ADMIN_PASSWORD"]
+    with open(os.environ["AIRFLOW_K8S_ADMIN_PASSWORD_FILE"]) as file:
+        password = file.read().strip()
     email = os.environ["AIRFLOW_K8S_ADMIN_EMAIL"]
     with get_application_builder() as appbuilder:
         security: Any = appbuilder.sm  # FAB's security manager is untyped

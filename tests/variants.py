@@ -1,0 +1,58 @@
+"""The stack configurations the offline checks cover: the committed stacks and the shapes they do not show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tools.mock_engine import Evaluation, evaluate_stack
+
+EXTERNAL_URL = "postgresql+psycopg2://airflow:extSentinelPw91@db.example.com:5432/airflow"
+CONNECTION_URI = "postgresql://etl:connSentinelPw73@warehouse.example.com:5432/dw"
+
+# name -> (stack file, overrides, secret overrides)
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "dev": ("dev", {}, {}),
+    "prod": ("prod", {}, {}),
+    "kubernetes-executor": ("dev", {"executor": "KubernetesExecutor"}, {}),
+    "celery-keda": (
+        "dev",
+        {
+            "executor": "CeleryExecutor",
+            "keda": {"enabled": True},
+            "triggerer": {"autoscaling": {"enabled": True}},
+            "redis": {"persistence": {"enabled": True}},
+            "scheduler": {"replicas": 2},
+        },
+        {},
+    ),
+    "external-database-connections-git-ssh": (
+        "dev",
+        {
+            "database": {"mode": "external"},
+            "dags": {
+                "delivery": "git-sync",
+                "gitSync": {"repo": "git@github.com:example/dags.git", "credentialsSecret": "dags-deploy-key"},
+            },
+        },
+        {"externalDatabaseUrl": EXTERNAL_URL, "connections": {"warehouse": CONNECTION_URI}},
+    ),
+    "git-https-no-network-policies": (
+        "prod",
+        {
+            "dags": {
+                "delivery": "git-sync",
+                "gitSync": {"repo": "https://git.example.com/dags.git", "credentialsSecret": "dags-token"},
+            },
+            "network": {"enabled": False},
+        },
+        {},
+    ),
+}
+
+
+def evaluate_variant(name: str) -> Evaluation:
+    stack, overrides, secret_overrides = VARIANTS[name]
+    evaluation = evaluate_stack(stack, overrides, secret_overrides)
+    if evaluation.error is not None:
+        raise AssertionError(f"variant {name}: {evaluation.error}") from evaluation.error
+    return evaluation

@@ -304,16 +304,10 @@ class AutoscalingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TriggererAutoscalingConfig:
+class TriggererAutoscalingConfig(AutoscalingConfig):
     enabled: bool = setting("Scale triggerers with KEDA on the number of triggers.", default=False)
     min_replicas: int = setting("KEDA minReplicaCount.", default=1, check=non_negative)
-    max_replicas: int = setting("KEDA maxReplicaCount.", default=3, check=positive)
     polling_interval: int = setting("KEDA pollingInterval in seconds.", default=30, check=positive)
-    cooldown_period: int = setting("KEDA cooldownPeriod in seconds.", default=300, check=non_negative)
-
-    def validate(self) -> Iterator[Issue]:
-        if is_valid(self.min_replicas, self.max_replicas) and self.min_replicas > self.max_replicas:
-            yield "minReplicas", show(self.min_replicas), f"must be at most maxReplicas ({self.max_replicas})"
 
 
 @dataclass(frozen=True, kw_only=True)

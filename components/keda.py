@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components import k8s, names, rollout
-from components.config import StackConfig, WorkerSetConfig
+from components.config import AutoscalingConfig, StackConfig, WorkerSetConfig
 
 API_VERSION = "keda.sh/v1alpha1"
 TARGET_QUERY_VALUE = "1"
@@ -72,6 +72,17 @@ class Scaling:
     polling_interval: int
     cooldown_period: int
 
+    @classmethod
+    def of(cls, target: str, query: str, autoscaling: AutoscalingConfig) -> Scaling:
+        return cls(
+            target=target,
+            query=query,
+            min_replicas=autoscaling.min_replicas,
+            max_replicas=autoscaling.max_replicas,
+            polling_interval=autoscaling.polling_interval,
+            cooldown_period=autoscaling.cooldown_period,
+        )
+
 
 def scaled_object_manifest(config: StackConfig, scaling: Scaling) -> k8s.Manifest:
     namespace = config.namespace
@@ -102,29 +113,10 @@ def scalings(config: StackConfig) -> list[Scaling]:
     found: list[Scaling] = []
     if config.uses_celery:
         for worker_set in config.workers:
-            autoscaling = worker_set.autoscaling
-            found.append(
-                Scaling(
-                    target=names.worker_set(worker_set.name),
-                    query=worker_query(config, worker_set),
-                    min_replicas=autoscaling.min_replicas,
-                    max_replicas=autoscaling.max_replicas,
-                    polling_interval=autoscaling.polling_interval,
-                    cooldown_period=autoscaling.cooldown_period,
-                )
-            )
-    triggerer = config.triggerer.autoscaling
-    if triggerer.enabled:
-        found.append(
-            Scaling(
-                target=names.TRIGGERER,
-                query=triggerer_query(config),
-                min_replicas=triggerer.min_replicas,
-                max_replicas=triggerer.max_replicas,
-                polling_interval=triggerer.polling_interval,
-                cooldown_period=triggerer.cooldown_period,
-            )
-        )
+            target = names.worker_set(worker_set.name)
+            found.append(Scaling.of(target, worker_query(config, worker_set), worker_set.autoscaling))
+    if config.triggerer.autoscaling.enabled:
+        found.append(Scaling.of(names.TRIGGERER, triggerer_query(config), config.triggerer.autoscaling))
     return found
 
 

@@ -14,7 +14,7 @@ SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
 AIRFLOW_CFG = """\
 # Managed by airflow-k8s. Airflow is configured through the AIRFLOW__* environment variables of each
-# container (credentials by secretKeyRef). This file exists so that Airflow never generates an
+# container (credentials read from mounted Secret files). This file exists so that Airflow never generates an
 # airflow.cfg of its own, which would copy those variables, secrets included, to disk.
 """
 

@@ -1,7 +1,7 @@
 """What every Airflow pod shares: environment, mounts, init containers and a hardened pod spec.
 
 Pure functions of the stack config. The environment is the single source of Airflow's configuration:
-plain settings as values, credentials by ``secretKeyRef`` into the stack's Secrets.
+plain settings as values, credentials as ``<setting>_CMD`` reading the stack's Secrets mounted as files.
 """
 
 from __future__ import annotations

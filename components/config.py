@@ -24,7 +24,7 @@ from components.config_schema import (
     setting,
     show,
 )
-from components.quantities import QUANTITY_HELP, parse_quantity
+from components.quantities import QUANTITY_HELP, mebibytes, parse_quantity
 
 PROJECT = "airflow-k8s"
 
@@ -658,8 +658,6 @@ class StackConfig:
             return self.parallelism
         capacity = 0
         if self.executor == "LocalExecutor":
-            from components.quantities import mebibytes
-
             memory = mebibytes(self.scheduler.resources.limits["memory"])
             capacity = (memory - _LOCAL_MEMORY_HEADROOM_MIB) // _LOCAL_MEMORY_PER_TASK_MIB
         if self.uses_celery:

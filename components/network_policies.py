@@ -15,6 +15,7 @@ import pulumi
 
 from components import k8s, names
 from components.config import StackConfig
+from components.rbac import identities
 
 C = names.Component
 ALLOWS = "airflow-k8s/allows"
@@ -95,7 +96,8 @@ def manifests(config: StackConfig) -> list[k8s.Manifest]:
     redis = to_pods(component_pods(config, C.REDIS), tcp(names.REDIS_PORT))
     api_server = to_pods(component_pods(config, C.API_SERVER), tcp(names.API_SERVER_PORT))
     from_api_server = airflow_pods(config, C.API_SERVER)
-    launches = config.uses_kubernetes_executor or config.executor == "LocalExecutor"
+    # Egress to the Kubernetes API follows the identities RBAC lets call it.
+    calls_api = {name for name, identity in identities(config).items() if identity.calls_kubernetes_api}
     database = [postgres] if config.in_cluster_database else []
     broker = [redis] if config.uses_celery else []
     local_tasks = config.executor == "LocalExecutor"
@@ -157,7 +159,7 @@ def manifests(config: StackConfig) -> list[k8s.Manifest]:
         "KubernetesPodOperator pods to 8080: the example DAG kpo_service_dns calls the health endpoint by Service name",
         "the api-server to Postgres, and to the log servers of the scheduler, workers (8793) and triggerer (8794)",
     ]
-    if config.uses_kubernetes_executor:
+    if names.API_SERVER in calls_api:
         api_egress.append(kubernetes_api(config))
         api_allows.append("the api-server to the Kubernetes API, to read the logs of running task pods")
     found.append(
@@ -177,7 +179,7 @@ def manifests(config: StackConfig) -> list[k8s.Manifest]:
 
     scheduler_egress = [*database, *broker, api_server]
     scheduler_allows = ["the scheduler to Postgres, Redis (Celery) and the api-server"]
-    if launches:
+    if names.SCHEDULER in calls_api:
         scheduler_egress.append(kubernetes_api(config))
         scheduler_allows.append("the scheduler to the Kubernetes API, to launch task pods")
     if local_tasks:

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from components import airflow_pod, names
+from components import names
 from tests.support import Evaluation, reveal
 
 IMAGE_HOME = "/home/airflow"
@@ -231,6 +231,3 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen[str] | Non
             last = error
             time.sleep(1)
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
-
-
-__all__ = ["LocalPod", "airflow_pod", "wait_for_http", "write_atomic_volume"]

@@ -9,7 +9,19 @@ from typing import Any
 
 from tools.mock_engine import Evaluation, Secret, evaluate_stack, reveal
 
-__all__ = ["Evaluation", "Secret", "containers", "decoded_secret", "env_of", "evaluate_ok", "pod_spec", "reveal"]
+__all__ = [
+    "Evaluation",
+    "Secret",
+    "canonical",
+    "command_secret",
+    "containers",
+    "decoded_secret",
+    "env_of",
+    "evaluate_ok",
+    "pod_spec",
+    "reveal",
+    "secret_file_source",
+]
 
 
 def evaluate_ok(stack: str = "dev", secret_overrides: dict[str, Any] | None = None, **overrides: Any) -> Evaluation:

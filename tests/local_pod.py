@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,13 +36,20 @@ VENV_BIN = Path(sys.executable).parent
 
 class LocalPod:
     def __init__(
-        self, evaluation: Evaluation, kind: str, name: str, database_port: int, root: Path | None = None
+        self,
+        evaluation: Evaluation,
+        kind: str,
+        name: str,
+        database_port: int,
+        root: Path | None = None,
+        redis_port: int = names.REDIS_PORT,
     ) -> None:
         self.evaluation = evaluation
         self.manifest = evaluation.find(kind, name)
         self.spec = self.manifest["spec"]["template"]["spec"] if kind != "Pod" else self.manifest["spec"]
         self.namespace = self.manifest["metadata"]["namespace"]
         self.database_port = database_port
+        self.redis_port = redis_port
         self.root = root or Path(tempfile.mkdtemp(prefix=f"local-pod-{name}-"))
         self.root.chmod(0o755)
         # The image's filesystem: read-only for the process (the container's readOnlyRootFilesystem).
@@ -64,8 +72,11 @@ class LocalPod:
 
     # --- volumes ---
 
+    def volume_dir(self, name: str) -> Path:
+        return self.root / "volumes" / name
+
     def _materialize(self, volume: dict[str, Any]) -> Path:
-        target = self.root / "volumes" / volume["name"]
+        target = self.volume_dir(volume["name"])
         if "emptyDir" in volume:
             target.mkdir(parents=True)
             return target
@@ -75,7 +86,11 @@ class LocalPod:
         elif "secret" in volume:
             source = volume["secret"]
             encoded = reveal(self.evaluation.find("Secret", source["secretName"])["data"])
-            data = {k: self.map_host(base64.b64decode(v).decode()) for k, v in encoded.items()}
+            # Secrets carry URLs to the stack's Services and config files naming container paths.
+            pod_paths = {"volumeMounts": [m for c in self.all_containers() for m in c.get("volumeMounts", [])]}
+            data = {
+                k: self.local_path(pod_paths, self.map_host(base64.b64decode(v).decode())) for k, v in encoded.items()
+            }
         else:
             raise NotImplementedError(f"volume type of {volume}")
         items = source.get("items") or [{"key": key, "path": key} for key in data]
@@ -87,7 +102,7 @@ class LocalPod:
         if not container:
             return mapping
         for volume_mount in container.get("volumeMounts", []):
-            mapping[volume_mount["mountPath"]] = self.volumes[volume_mount["name"]]
+            mapping[volume_mount["mountPath"]] = self.volume_dir(volume_mount["name"])
         return mapping
 
     def local_path(self, container: dict[str, Any], text: str) -> str:
@@ -105,8 +120,13 @@ class LocalPod:
         return base64.b64decode(data[key]).decode()
 
     def map_host(self, value: str) -> str:
-        host = names.dns_name(names.POSTGRES, self.namespace)
-        return value.replace(f"{host}:{names.POSTGRES_PORT}", f"127.0.0.1:{self.database_port}")
+        """The stack's Services, by their cluster DNS names, are the test's servers on 127.0.0.1."""
+        for service, port, local_port in (
+            (names.POSTGRES, names.POSTGRES_PORT, self.database_port),
+            (names.REDIS, names.REDIS_PORT, self.redis_port),
+        ):
+            value = value.replace(f"{names.dns_name(service, self.namespace)}:{port}", f"127.0.0.1:{local_port}")
+        return value
 
     def environment(self, container: dict[str, Any]) -> dict[str, str]:
         environment = {
@@ -115,6 +135,8 @@ class LocalPod:
             "AIRFLOW_HOME": str(self.airflow_home),
             "HOME": str(self.home),
             "TMPDIR": self.local_path(container, "/tmp"),
+            # kubelet sets HOSTNAME to the pod's hostname (Celery's node name, probes use it)
+            "HOSTNAME": socket.gethostname(),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         for source in container.get("envFrom", []):
@@ -130,8 +152,11 @@ class LocalPod:
             environment[entry["name"]] = self.map_host(self.local_path(container, value))
         return environment
 
+    def all_containers(self) -> list[dict[str, Any]]:
+        return [*self.spec.get("initContainers", []), *self.spec["containers"]]
+
     def container(self, name: str) -> dict[str, Any]:
-        for container in [*self.spec.get("initContainers", []), *self.spec["containers"]]:
+        for container in self.all_containers():
             if container["name"] == name:
                 return container
         raise KeyError(name)

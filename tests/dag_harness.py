@@ -51,6 +51,31 @@ def pods() -> dict[str, Any]:
     return found
 
 
+def kubernetes_executor_pod() -> dict[str, Any]:
+    """The task pod the KubernetesExecutor builds from the stack's pod template (Airflow's own code)."""
+    from airflow.providers.cncf.kubernetes.kube_config import KubeConfig
+    from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
+    from kubernetes.client import ApiClient
+
+    kube = KubeConfig()
+    base = PodGenerator.deserialize_model_file(kube.pod_template_file)
+    pod = PodGenerator.construct_pod(
+        dag_id="kpo_print_then_sleep",
+        task_id="print_value",
+        pod_id="kpo-print-then-sleep-print-value",
+        try_number=1,
+        kube_image=kube.kube_image,
+        date=None,
+        args=["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", "{}"],
+        pod_override_object=None,
+        base_worker_pod=base,
+        namespace=kube.kube_namespace,
+        scheduler_job_id="1",
+        run_id="manual__2026-01-01T00:00:00+00:00",
+    )
+    return {"pod": ApiClient().sanitize_for_serialization(pod), "template": kube.pod_template_file}
+
+
 def run_pod_command_locally(task: Any) -> Any:
     """Stand-in for the cluster: run the pod's command here, with /airflow/xcom in a temp dir."""
     with tempfile.TemporaryDirectory() as xcom_dir:
@@ -95,6 +120,8 @@ def main() -> None:
         result = load()
     elif mode == "pods":
         result = pods()
+    elif mode == "kubernetes-executor-pod":
+        result = kubernetes_executor_pod()
     elif mode == "test":
         result = test_dag(sys.argv[2], sys.argv[3] or None, sys.argv[4] if len(sys.argv) > 4 else None)
     else:

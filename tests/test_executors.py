@@ -504,3 +504,38 @@ def test_dev_stays_light(dev: Evaluation) -> None:
     assert env_of(next(iter(containers(dev.find("Deployment", names.SCHEDULER)))))[E.EXECUTOR] == "LocalExecutor"
     assert not {"ScaledObject", "TriggerAuthentication"} & {o["kind"] for o in dev.kubernetes_objects()}
     assert names.REDIS not in dev.names_of("StatefulSet")
+
+
+# --- the KubernetesExecutor's own pod construction, for real ---
+
+
+def test_the_kubernetes_executor_builds_a_valid_task_pod_from_the_template(kubernetes_executor: Evaluation) -> None:
+    from tests.local_pod import LocalPod
+
+    scheduler = LocalPod(kubernetes_executor, "Deployment", names.SCHEDULER, database_port=5432)
+    try:
+        harness = str(ROOT / "tests" / "dag_harness.py")
+        result = scheduler.run("scheduler", 180, ["python", harness, "kubernetes-executor-pod"])
+    finally:
+        scheduler.stop()
+    marker = [line for line in result.stdout.splitlines() if line.startswith("@@RESULT@@")]
+    assert result.returncode == 0 and marker, result.stderr[-3000:]
+    built = json.loads(marker[-1].removeprefix("@@RESULT@@"))
+    pod = built["pod"]
+    for version in KUBERNETES_VERSIONS:
+        validate(pod, version)
+    template = pod_template(kubernetes_executor)
+    [base] = pod["spec"]["containers"]
+    [template_base] = template["spec"]["containers"]
+    # the template's image, identity, hardening, resources and wiring survive; the executor adds the command
+    assert base["image"] == template_base["image"] == "apache/airflow:3.3.2"
+    assert base["args"][:3] == ["python", "-m", "airflow.sdk.execution_time.execute_workload"]
+    assert pod["spec"]["serviceAccountName"] == names.WORKER
+    assert pod["metadata"]["namespace"] == "airflow-dev"
+    assert pod["spec"]["securityContext"] == template["spec"]["securityContext"]
+    assert base["securityContext"] == template_base["securityContext"]
+    assert base["resources"] == template_base["resources"]
+    names_in_env = {e["name"] for e in base["env"]}
+    assert {e["name"] for e in template_base["env"]} <= names_in_env
+    assert "AIRFLOW_IS_K8S_EXECUTOR_POD" in names_in_env
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == names.Component.KUBERNETES_TASK

@@ -2,9 +2,9 @@
 
 * Kubernetes built-in kinds: ``kubernetes-validate`` in strict mode (unknown fields rejected), for any
   version it ships.
-* KEDA kinds: the ``openAPIV3Schema`` of the served version in the CRDs under ``../shared/crds``,
-  made strict the way the API server's field validation is (unknown fields rejected wherever the schema
-  does not preserve them).
+* KEDA kinds: the ``openAPIV3Schema`` of the served version in the CRDs vendored under ``tools/crds``
+  (copied unchanged from kedacore/keda, see its SOURCE.md), made strict the way the API server's field
+  validation is (unknown fields rejected wherever the schema does not preserve them).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import kubernetes_validate
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-KEDA_CRDS = ROOT.parent / "shared" / "crds" / "keda-v2.20.2"
+KEDA_CRDS = ROOT / "tools" / "crds" / "keda-v2.20.2"
 KEDA_FILES = {
     "ScaledObject": "keda.sh_scaledobjects.yaml",
     "TriggerAuthentication": "keda.sh_triggerauthentications.yaml",

@@ -48,7 +48,7 @@ if config.in_cluster_database:
 if config.uses_celery:
     Redis("redis", RedisArgs(config, registry), scope)
 if config.uses_kubernetes_executor:
-    PodTemplate("pod-template", PodTemplateArgs(config, namespace.resource, registry, dag_paths), scope)
+    PodTemplate("pod-template", PodTemplateArgs(config, registry, dag_paths), scope)
 
 # Each workload waits for exactly the objects its pods reference (registry.dependencies).
 api_server = ApiServer("api-server", ApiServerArgs(config, registry, dag_paths), scope)

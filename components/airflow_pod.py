@@ -284,11 +284,12 @@ def pod_spec(
     extra_volumes: Sequence[k8s.Manifest] = (),
     termination_grace_period_seconds: int = 60,
     dag_paths: Mapping[str, str] | None = None,
-    dag_files: bool = True,
+    dag_sidecar: bool = True,
 ) -> k8s.Manifest:
     """A hardened Airflow pod: uid 50000/gid 0, token only where the API is called.
 
-    ``dag_paths`` maps the DAG ConfigMap's keys to file paths (ConfigMap delivery).
+    ``dag_paths`` maps the DAG ConfigMap's keys to file paths (ConfigMap delivery). ``dag_sidecar``
+    False leaves out the container that keeps the DAGs current (pods that run to completion).
     """
     spec: k8s.Manifest = {
         "serviceAccountName": service_account,
@@ -297,12 +298,12 @@ def pod_spec(
         "terminationGracePeriodSeconds": termination_grace_period_seconds,
         # One DAG checkout first; the sidecar that keeps it current starts after the other init steps.
         "initContainers": [
-            *(dags.init_containers(config) if dag_files else []),
+            *dags.init_containers(config),
             *init_containers,
-            *(dags.sidecars(config) if dag_files else []),
+            *(dags.sidecars(config) if dag_sidecar else []),
         ],
         "containers": list(containers),
-        "volumes": [*base_volumes(config), *(dags.volumes(config, dag_paths) if dag_files else []), *extra_volumes],
+        "volumes": [*base_volumes(config), *dags.volumes(config, dag_paths), *extra_volumes],
     }
     if not spec["initContainers"]:
         del spec["initContainers"]

@@ -38,11 +38,9 @@ def pod_manifest(config: StackConfig, dag_paths: Mapping[str, str] | None = None
         mounts_api_token=identity.calls_kubernetes_api,
         containers=[container],
         dag_paths=dag_paths,
+        # A task pod runs to completion: a long-running DAG sidecar would keep it alive forever.
+        dag_sidecar=False,
     )
-    # A task pod runs to completion: a long-running DAG sidecar would keep it alive forever.
-    spec["initContainers"] = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") != "Always"]
-    if not spec["initContainers"]:
-        del spec["initContainers"]
     spec["restartPolicy"] = "Never"
     return {
         "apiVersion": "v1",
@@ -56,19 +54,17 @@ def pod_manifest(config: StackConfig, dag_paths: Mapping[str, str] | None = None
     }
 
 
-def template_text(config: StackConfig, dag_paths: Mapping[str, str] | None = None) -> str:
+def config_map_manifest(config: StackConfig, pod: k8s.Manifest) -> k8s.Manifest:
+    """The ConfigMap that ships ``pod`` (from :func:`pod_manifest`) as the pod template file."""
     # JSON is YAML: Airflow loads the file with yaml.safe_load; the program needs no YAML library.
-    return json.dumps(pod_manifest(config, dag_paths), indent=2, sort_keys=True) + "\n"
-
-
-def config_map_manifest(config: StackConfig, dag_paths: Mapping[str, str] | None = None) -> k8s.Manifest:
+    template = json.dumps(pod, indent=2, sort_keys=True) + "\n"
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": k8s.metadata(
             names.POD_TEMPLATE_CONFIG_MAP, names.Component.KUBERNETES_TASK, config.namespace, config.namespace
         ),
-        "data": {names.POD_TEMPLATE_KEY: template_text(config, dag_paths)},
+        "data": {names.POD_TEMPLATE_KEY: template},
     }
 
 
@@ -99,7 +95,6 @@ def scheduler_mounts(config: StackConfig) -> list[k8s.Manifest]:
 @dataclass(frozen=True)
 class PodTemplateArgs:
     config: StackConfig
-    namespace: pulumi.Resource
     registry: rollout.ContentRegistry
     dag_paths: Mapping[str, str] | None = None
 
@@ -107,9 +102,9 @@ class PodTemplateArgs:
 class PodTemplate(pulumi.ComponentResource):
     def __init__(self, name: str, args: PodTemplateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airflow-k8s:executor:PodTemplate", name, None, opts)
-        manifest = config_map_manifest(args.config, args.dag_paths)
+        pod = pod_manifest(args.config, args.dag_paths)
+        manifest = config_map_manifest(args.config, pod)
         # The template's pods need their Secrets and ConfigMaps too; the scheduler creates them.
-        template_spec = pod_manifest(args.config, args.dag_paths)["spec"]
-        self.resource = k8s.register(manifest, k8s.child_opts(self, args.registry.dependencies(template_spec)))
+        self.resource = k8s.register(manifest, k8s.child_opts(self, args.registry.dependencies(pod["spec"])))
         args.registry.add_config_map(names.POD_TEMPLATE_CONFIG_MAP, manifest["data"], self.resource)
         self.register_outputs({})

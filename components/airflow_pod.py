@@ -266,6 +266,15 @@ def http_probe(path: str, port: str, period: int, timeout: int, failures: int) -
     }
 
 
+def tcp_probe(port: str, period: int, timeout: int, failures: int) -> k8s.Manifest:
+    return {
+        "tcpSocket": {"port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
 def jobs_check_probes(job_type: str) -> dict[str, k8s.Manifest]:
     """Liveness through `airflow jobs check`: the CLI needs 4-5 s to start, more under a CPU limit."""
     command = ["airflow", "jobs", "check", "--job-type", job_type, "--local"]

@@ -37,12 +37,7 @@ def probes() -> dict[str, k8s.Manifest]:
         "startupProbe": airflow_pod.exec_probe(ping, period=15, timeout=45, failures=20),
         "livenessProbe": airflow_pod.exec_probe(ping, period=60, timeout=45, failures=5),
         # The log server answering is what the api-server needs from a worker.
-        "readinessProbe": {
-            "tcpSocket": {"port": "task-logs"},
-            "periodSeconds": 15,
-            "timeoutSeconds": 5,
-            "failureThreshold": 3,
-        },
+        "readinessProbe": airflow_pod.tcp_probe("task-logs", period=15, timeout=5, failures=3),
     }
 
 

@@ -146,4 +146,4 @@ class Autoscaling(pulumi.ComponentResource):
                 target = registry.resources[("Deployment", scaling.target)]
                 manifest = scaled_object_manifest(args.config, scaling)
                 self.resources.append(k8s.register(manifest, k8s.child_opts(self, [authentication, target])))
-        self.register_outputs({"scaledObjects": [s.target for s in scalings(args.config)]})
+        self.register_outputs({"scaledObjects": [s.target for s in found]})

@@ -20,15 +20,13 @@ from components.config import StackConfig
 from components.rollout import ContentRegistry
 
 FERNET_KEY_BYTES = 32
+JWT_SECRET_BYTES = 64
 
 
 def rotation_keepers(generation: int) -> dict[str, str] | None:
     """pulumi-random keepers for a rotation counter: none until the first rotation, so upgrading the
     program never regenerates a value."""
     return {"rotation": str(generation)} if generation > 0 else None
-
-
-JWT_SECRET_BYTES = 64
 
 
 # --- pure builders ----------------------------------------------------------------------------------

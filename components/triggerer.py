@@ -25,12 +25,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         probes={
             **airflow_pod.jobs_check_probes("TriggererJob"),
             # Cheap: the trigger log server answering means the triggerer process is up.
-            "readinessProbe": {
-                "tcpSocket": {"port": "trigger-logs"},
-                "periodSeconds": 15,
-                "timeoutSeconds": 5,
-                "failureThreshold": 3,
-            },
+            "readinessProbe": airflow_pod.tcp_probe("trigger-logs", period=15, timeout=5, failures=3),
         },
     )
     identity = identities(config)[names.TRIGGERER]

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from components import names
-from tests.support import Evaluation, reveal
+from tests.postgres_server import PostgresServer
+from tests.support import Evaluation, containers, decoded_secret, env_of, reveal
 
 IMAGE_HOME = "/home/airflow"
 WITHOUT_PERMISSION_BYPASS = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
@@ -215,6 +216,23 @@ class LocalPod:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def create_metadata_database(evaluation: Evaluation, postgres: PostgresServer) -> None:
+    """An empty metadata database on the test server, named and owned as the stack's Postgres creates it."""
+    database = env_of(next(containers(evaluation.find("StatefulSet", names.POSTGRES))))
+    password = decoded_secret(evaluation, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY]
+    postgres.create_database(database["POSTGRES_DB"], database["POSTGRES_USER"], password)
+
+
+def migrate_new_metadata_database(evaluation: Evaluation, postgres: PostgresServer) -> subprocess.CompletedProcess[str]:
+    """A new metadata database, migrated by the scheduler's migrate-database init container, for real."""
+    create_metadata_database(evaluation, postgres)
+    scheduler = LocalPod(evaluation, "Deployment", names.SCHEDULER, postgres.port)
+    try:
+        return scheduler.run("migrate-database", timeout=300)
+    finally:
+        scheduler.stop()
 
 
 def write_atomic_volume(target: Path, files: Mapping[str, str]) -> None:

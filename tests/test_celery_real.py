@@ -17,7 +17,7 @@ import pytest
 
 from components import names
 from components.celery_workers import CELERY_APP
-from tests.local_pod import LocalPod
+from tests.local_pod import LocalPod, migrate_new_metadata_database
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
@@ -66,13 +66,7 @@ def broker(stack: Evaluation, postgres: PostgresServer) -> Iterator[LocalPod]:
 
 @pytest.fixture(scope="module")
 def worker(stack: Evaluation, postgres: PostgresServer, broker: LocalPod) -> Iterator[LocalPod]:
-    password = decoded_secret(stack, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY]
-    postgres.create_database("celery", "airflow", password)
-    scheduler = LocalPod(stack, "Deployment", names.SCHEDULER, postgres.port)
-    try:
-        assert scheduler.run("migrate-database", timeout=300).returncode == 0
-    finally:
-        scheduler.stop()
+    assert migrate_new_metadata_database(stack, postgres).returncode == 0
     pod = LocalPod(stack, "Deployment", WORKER, postgres.port)
     assert pod.run("wait-for-migrations", timeout=120).returncode == 0
     process = pod.start("worker")

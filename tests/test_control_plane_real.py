@@ -14,7 +14,7 @@ import pytest
 
 from components import airflow_pod, names
 from tests import postgres_server
-from tests.local_pod import LocalPod, wait_for_http
+from tests.local_pod import LocalPod, create_metadata_database, migrate_new_metadata_database, wait_for_http
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
 WAIT_LIMIT = 20
@@ -24,10 +24,6 @@ WAIT_LIMIT = 20
 @pytest.fixture(scope="module")
 def stack() -> Evaluation:
     return evaluate_ok("dev", migrationWaitTimeoutSeconds=WAIT_LIMIT)
-
-
-def database_password(evaluation: Evaluation) -> str:
-    return decoded_secret(evaluation, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY]
 
 
 @pytest.fixture
@@ -47,12 +43,7 @@ def pod(pods: list[LocalPod], evaluation: Evaluation, name: str, port: int) -> L
 @pytest.fixture(scope="module")
 def migrated(postgres: postgres_server.PostgresServer, stack: Evaluation) -> str:
     """The scheduler's migrate-database init container, run for real on an empty database."""
-    postgres.create_database("airflow", "airflow", database_password(stack))
-    scheduler = LocalPod(stack, "Deployment", names.SCHEDULER, postgres.port)
-    try:
-        result = scheduler.run("migrate-database", timeout=300)
-    finally:
-        scheduler.stop()
+    result = migrate_new_metadata_database(stack, postgres)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -91,7 +82,7 @@ def test_wait_for_migrations_fails_within_its_timeout_on_an_unmigrated_database(
     evaluation = evaluate_ok(
         "dev", migrationWaitTimeoutSeconds=WAIT_LIMIT, database={"storageSize": "2Gi", "databaseName": "unmigrated"}
     )
-    postgres.create_database("unmigrated", "airflow", database_password(evaluation))
+    create_metadata_database(evaluation, postgres)
     started = time.monotonic()
     result = pod(pods, evaluation, names.API_SERVER, postgres.port).run("wait-for-migrations", timeout=WAIT_LIMIT + 60)
     elapsed = time.monotonic() - started

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from components import dags, names, rollout
-from tests.local_pod import LocalPod
+from tests.local_pod import LocalPod, migrate_new_metadata_database
 from tests.postgres_server import PostgresServer
 from tests.support import (
     Evaluation,
@@ -233,13 +233,7 @@ def test_dags_read_names_from_the_environment_the_stack_injects(stack: Evaluatio
 
 @pytest.fixture(scope="module")
 def migrated(stack: Evaluation, postgres: PostgresServer) -> None:
-    password = decoded_secret(stack, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY]
-    postgres.create_database("dags", "airflow", password)
-    scheduler = LocalPod(stack, "Deployment", names.SCHEDULER, postgres.port)
-    try:
-        assert scheduler.run("migrate-database", timeout=300).returncode == 0
-    finally:
-        scheduler.stop()
+    assert migrate_new_metadata_database(stack, postgres).returncode == 0
 
 
 def test_the_fan_out_start_task_runs_for_real(migrated: None, dag_processor: LocalPod) -> None:

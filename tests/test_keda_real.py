@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 from components import names
-from tests.local_pod import LocalPod
+from tests.local_pod import migrate_new_metadata_database
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
@@ -34,13 +34,7 @@ def stack() -> Evaluation:
 @pytest.fixture(scope="module")
 def keda_connection(postgres: PostgresServer, stack: Evaluation) -> Iterator[Any]:
     """A schema migrated by real Airflow, queried the way KEDA does: with the TriggerAuthentication's URL."""
-    password = decoded_secret(stack, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY]
-    postgres.create_database(DATABASE, "airflow", password)
-    scheduler = LocalPod(stack, "Deployment", names.SCHEDULER, postgres.port)
-    try:
-        migration = scheduler.run("migrate-database", timeout=300)
-    finally:
-        scheduler.stop()
+    migration = migrate_new_metadata_database(stack, postgres)
     assert migration.returncode == 0, migration.stderr[-3000:]
     authentication = stack.find("TriggerAuthentication", names.KEDA_TRIGGER_AUTH)["spec"]["secretTargetRef"][0]
     url = decoded_secret(stack, authentication["name"])[authentication["key"]]

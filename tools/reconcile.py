@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tools.mock_engine import Evaluation, Registration, Secret
+from tools.mock_engine import Evaluation, Registration, reveal
 
 # pulumi-kubernetes provider/pkg/provider/diff.go: fields whose change replaces the object.
 FORCE_NEW: dict[str, tuple[str, ...]] = {
@@ -48,17 +48,6 @@ class Change:
     """Changed paths that force a replacement."""
 
 
-def _plain(value: Any) -> Any:
-    """Compare secret values by content (a rotated secret is a change)."""
-    if isinstance(value, Secret):
-        return _plain(value.value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
-    return value
-
-
 def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
     if isinstance(before, dict) and isinstance(after, dict):
         paths: list[str] = []
@@ -92,7 +81,7 @@ def provider_flags(evaluation: Evaluation) -> dict[str, bool]:
     flags: dict[str, bool] = {}
     for registration in evaluation.registrations:
         if registration.type == "pulumi:providers:kubernetes":
-            flags.update({k: str(v).lower() == "true" for k, v in _plain(registration.inputs).items()})
+            flags.update({k: str(v).lower() == "true" for k, v in reveal(registration.inputs).items()})
     return flags
 
 
@@ -118,7 +107,8 @@ def diff(before: Evaluation, after: Evaluation) -> dict[str, Change]:
             changes[key] = Change(key, "removed")
         else:
             registration = new[key]
-            paths = changed_paths(_plain(old[key].inputs), _plain(registration.inputs))
+            # secret values compare by content: a rotated secret is a change
+            paths = changed_paths(reveal(old[key].inputs), reveal(registration.inputs))
             effective = [p for p in paths if not any(_under(p, f) for f in registration.ignore_changes)]
             if not effective:
                 continue

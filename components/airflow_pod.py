@@ -44,13 +44,28 @@ def api_server_url(config: StackConfig) -> str:
     return f"http://{names.dns_name(names.API_SERVER, config.namespace)}:{names.API_SERVER_PORT}"
 
 
-def base_url(config: StackConfig) -> str:
-    return config.api_server.base_url or api_server_url(config)
+PORT_FORWARD_URL = f"http://localhost:{names.API_SERVER_PORT}"
+"""Where the README's `kubectl port-forward` serves the UI, and Airflow's own default for its links."""
+
+
+def base_url(config: StackConfig) -> str | None:
+    """[api] base_url: the public URL users open, or None when the api-server is not exposed.
+
+    Unset, Airflow's login and logout redirects are relative, so the UI works through
+    `kubectl port-forward` on any local host and port; an in-cluster URL here would send the
+    browser to a name it cannot resolve.
+    """
+    return config.api_server.base_url
+
+
+def ui_url(config: StackConfig) -> str:
+    """The URL users should open: the public URL, or the port-forward one."""
+    return base_url(config) or PORT_FORWARD_URL
 
 
 def base_path(config: StackConfig) -> str:
     """The path prefix Airflow serves under ("" at the root), from [api] base_url."""
-    return urlsplit(base_url(config)).path.rstrip("/")
+    return urlsplit(base_url(config) or "").path.rstrip("/")
 
 
 def execution_api_url(config: StackConfig) -> str:
@@ -139,7 +154,8 @@ def core_env(config: StackConfig) -> list[k8s.Manifest]:
         k8s.env(E.LOAD_EXAMPLES, "False"),
         k8s.env(E.DAGS_FOLDER, dags.dags_folder(config)),
         k8s.env(E.HOSTNAME_CALLABLE, HOSTNAME_CALLABLE),
-        k8s.env(E.API_BASE_URL, base_url(config)),
+        *([k8s.env(E.API_BASE_URL, public)] if (public := base_url(config)) else []),
+        # Task processes always reach the execution API inside the cluster, whatever users open.
         k8s.env(E.EXECUTION_API_SERVER_URL, execution_api_url(config)),
         # Airflow runs `<setting>_CMD` (no shell) and uses its output: the value stays in a file.
         *(k8s.env(f"{file.variable}_CMD", f"cat {file.path}") for file in secret_files(config)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pulumi
 
@@ -95,8 +96,10 @@ def workload(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
 
 
 def port_forward_command(config: StackConfig) -> str:
+    """Serves the api-server on localhost:8080, the URL ``airflow_pod.ui_url`` gives when not exposed."""
     port = names.API_SERVER_PORT
-    return f"kubectl port-forward --namespace {config.namespace} service/{names.API_SERVER} {port}:{port}"
+    local = urlsplit(airflow_pod.PORT_FORWARD_URL).port
+    return f"kubectl port-forward --namespace {config.namespace} service/{names.API_SERVER} {local}:{port}"
 
 
 @dataclass(frozen=True)
@@ -114,4 +117,5 @@ class ApiServer(pulumi.ComponentResource):
         service = k8s.register(service_manifest(config), k8s.child_opts(self, args.registry.dependencies({})))
         self.resources.append(service)
         self.url = airflow_pod.api_server_url(config)
-        self.register_outputs({"url": self.url})
+        self.ui_url = airflow_pod.ui_url(config)
+        self.register_outputs({"url": self.url, "uiUrl": self.ui_url})

@@ -262,8 +262,9 @@ class ApiServerConfig:
     replicas: int = setting("api-server pods.", default=1, check=non_negative)
     workers: int = setting("uvicorn worker processes per api-server pod.", default=2, check=positive)
     base_url: str | None = setting(
-        "URL users reach Airflow on ([api] base_url), e.g. https://airflow.example.com. "
-        "Default: the api-server Service's in-cluster URL.",
+        "Public URL users reach Airflow on ([api] base_url), e.g. https://airflow.example.com. "
+        "Unset: no base_url, so login redirects are relative and the UI works through "
+        "`kubectl port-forward` on any local port (open http://localhost:8080).",
         default=None,
         check=http_url,
     )

@@ -142,10 +142,11 @@ def test_every_component_shares_one_jwt_secret(dev: Evaluation) -> None:
     assert len(decoded_secret(dev, names.KEYS_SECRET)[names.JWT_SECRET_KEY]) >= 64
 
 
-def test_urls_point_at_the_api_server_service_by_dns_name(dev: Evaluation) -> None:
+def test_without_a_public_url_no_base_url_is_set_and_the_execution_api_is_in_cluster(dev: Evaluation) -> None:
     for _, container in airflow_containers(dev):
         environment = env_of(container)
-        assert environment[E.API_BASE_URL] == "http://airflow-api-server.airflow-dev.svc.cluster.local:8080"
+        # an in-cluster base_url would send a port-forwarding browser to a name it cannot resolve
+        assert E.API_BASE_URL not in environment
         assert environment[E.EXECUTION_API_SERVER_URL] == (
             "http://airflow-api-server.airflow-dev.svc.cluster.local:8080/execution/"
         )
@@ -159,6 +160,7 @@ def test_a_base_url_with_a_path_prefixes_probes_and_the_execution_api() -> None:
         "http://airflow-api-server.airflow-dev.svc.cluster.local:8080/airflow/execution/"
     )
     assert server["livenessProbe"]["httpGet"]["path"] == "/airflow/api/v2/monitor/health"
+    assert evaluation.outputs["uiUrl"] == "https://data.example.com/airflow"
 
 
 def test_examples_are_off_and_fab_is_the_auth_manager(dev: Evaluation) -> None:
@@ -405,6 +407,8 @@ def test_outputs_give_the_url_a_port_forward_command_and_the_secret_admin_login(
     assert dev.outputs["portForwardCommand"] == (
         "kubectl port-forward --namespace airflow-dev service/airflow-api-server 8080:8080"
     )
+    # the URL to open is the one the port-forward serves
+    assert dev.outputs["uiUrl"] == "http://localhost:8080"
     assert dev.outputs["adminUsername"] == "admin"
     assert isinstance(dev.outputs["adminPassword"], Secret)
     assert dev.outputs["adminPassword"].value == decoded_secret(dev, names.ADMIN_SECRET)[names.ADMIN_PASSWORD_KEY]

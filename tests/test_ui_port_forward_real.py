@@ -1,0 +1,149 @@
+"""The UI through `kubectl port-forward`, as a new user reaches it.
+
+The api-server runs as the rendered dev pod describes (its init containers first, its environment and
+mounted files), with real Airflow 3.3 on a real PostgreSQL. A loopback TCP relay on another port stands
+in for `kubectl port-forward 9090:8080`; the client follows redirects like a browser, keeps cookies,
+and knows no cluster DNS name. Every redirect must stay on the host and port the client used.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import pytest
+
+from components import names
+from tests.local_pod import LocalPod, migrate_new_metadata_database, wait_for_http
+from tests.postgres_server import PostgresServer, free_port
+from tests.relay import TcpRelay
+from tests.support import Evaluation, decoded_secret, evaluate_ok
+from tests.test_dags import EXAMPLE_DAGS
+
+DATABASE = {"storageSize": "1Gi", "databaseName": "portforward"}
+PUBLIC_URL = "https://airflow.example.com"
+
+
+@dataclass
+class RunningApiServer:
+    pod: LocalPod
+    port: int
+    stack: Evaluation
+
+
+def start_api_server(stack: Evaluation, postgres: PostgresServer) -> RunningApiServer:
+    """The api-server pod: wait-for-migrations and bootstrap-admin, then the server (on a free port)."""
+    pod = LocalPod(stack, "Deployment", names.API_SERVER, postgres.port)
+    for init in ("wait-for-migrations", "bootstrap-admin"):
+        result = pod.run(init, timeout=600)
+        assert result.returncode == 0, (init, result.stdout[-2000:], result.stderr[-2000:])
+    port = free_port()
+    process = pod.start("api-server", {"AIRFLOW__API__PORT": str(port)})
+    health = pod.container("api-server")["readinessProbe"]["httpGet"]["path"]
+    status = wait_for_http(f"http://127.0.0.1:{port}{health}", timeout=600, process=process)
+    assert status == 200, pod.log("api-server")[-3000:]
+    return RunningApiServer(pod, port, stack)
+
+
+@pytest.fixture(scope="module")
+def database(postgres: PostgresServer) -> Iterator[Evaluation]:
+    """A migrated metadata database holding the stack's DAGs, as the dag-processor would store them."""
+    stack = evaluate_ok("dev", database=DATABASE)
+    migration = migrate_new_metadata_database(stack, postgres)
+    assert migration.returncode == 0, migration.stderr[-3000:]
+    processor = LocalPod(stack, "Deployment", names.DAG_PROCESSOR, postgres.port)
+    try:
+        parsed = processor.run("dag-processor", timeout=600, args=["airflow", "dags", "reserialize"])
+        assert parsed.returncode == 0, parsed.stderr[-3000:]
+    finally:
+        processor.stop()
+    yield stack
+
+
+@pytest.fixture(scope="module")
+def api_server(database: Evaluation, postgres: PostgresServer) -> Iterator[RunningApiServer]:
+    running = start_api_server(database, postgres)
+    yield running
+    running.pod.stop()
+
+
+@pytest.fixture(scope="module")
+def public_api_server(postgres: PostgresServer, database: Evaluation) -> Iterator[RunningApiServer]:
+    stack = evaluate_ok("dev", database=DATABASE, apiServer={"baseUrl": PUBLIC_URL})
+    running = start_api_server(stack, postgres)
+    yield running
+    running.pod.stop()
+
+
+def locations(response: httpx.Response) -> list[str]:
+    """Every Location header on the way to ``response``, made absolute as a browser would."""
+    found: list[str] = []
+    for hop in [*response.history, response]:
+        if "location" in hop.headers:
+            found.append(urljoin(str(hop.url), hop.headers["location"]))
+    return found
+
+
+def login_form(page: httpx.Response) -> tuple[str, dict[str, str]]:
+    """The FAB login form's action and hidden fields."""
+    forms = re.finditer(r"<form[^>]*>(.*?)</form>", page.text, flags=re.S)
+    form = next((f for f in forms if 'name="password"' in f.group(1)), None)
+    assert form is not None, page.text[:2000]
+    action = re.search(r'action="([^"]*)"', form.group(0))
+    hidden = dict(re.findall(r'<input[^>]*name="(csrf_token)"[^>]*value="([^"]*)"', form.group(1)))
+    assert "csrf_token" in hidden, form.group(0)[:2000]
+    target = urljoin(str(page.url), action.group(1) if action and action.group(1) else str(page.url))
+    return target, hidden
+
+
+def test_login_through_a_port_forward_on_another_port_stays_on_that_host(api_server: RunningApiServer) -> None:
+    admin = decoded_secret(api_server.stack, names.ADMIN_SECRET)
+    with TcpRelay(api_server.port) as relay:
+        origin = f"127.0.0.1:{relay.port}"
+        assert relay.port != names.API_SERVER_PORT and relay.port != api_server.port
+        with httpx.Client(base_url=f"http://{origin}", follow_redirects=True, timeout=120) as browser:
+            # What the UI does when nobody is logged in.
+            page = browser.get("/api/v2/auth/login", params={"next": "/"})
+            chain = locations(page)
+            assert chain, "the login entry point redirects to the auth manager's form"
+            assert {urlsplit(url).netloc for url in chain} == {origin}, chain
+            assert page.status_code == 200 and 'name="password"' in page.text, page.text[:2000]
+
+            action, hidden = login_form(page)
+            assert urlsplit(action).netloc == origin
+            landed = browser.post(action, data={**hidden, "username": admin["username"], "password": admin["password"]})
+            chain = locations(landed)
+            assert chain, "a successful login redirects"
+            assert {urlsplit(url).netloc for url in chain} == {origin}, chain
+            assert landed.status_code == 200
+            assert "_token" in browser.cookies
+
+            dags_page = browser.get("/dags")
+            assert dags_page.status_code == 200
+            assert not dags_page.history, locations(dags_page)
+            listed = browser.get("/api/v2/dags", params={"limit": 100})
+            assert listed.status_code == 200, listed.text[:2000]
+            assert {dag["dag_id"] for dag in listed.json()["dags"]} == EXAMPLE_DAGS
+
+
+def test_a_wrong_password_does_not_log_in(api_server: RunningApiServer) -> None:
+    with (
+        TcpRelay(api_server.port) as relay,
+        httpx.Client(base_url=f"http://127.0.0.1:{relay.port}", follow_redirects=True, timeout=120) as browser,
+    ):
+        page = browser.get("/auth/login/")
+        action, hidden = login_form(page)
+        browser.post(action, data={**hidden, "username": "admin", "password": "admin"})
+        assert "_token" not in browser.cookies
+        assert browser.get("/api/v2/dags").status_code == 401
+
+
+def test_with_a_public_base_url_redirects_use_that_url(public_api_server: RunningApiServer) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{public_api_server.port}", timeout=120) as client:
+        response = client.get("/api/v2/auth/login", params={"next": "/"})
+        assert response.status_code in (302, 307), response.text[:500]
+        location = response.headers["location"]
+        assert location.startswith(f"{PUBLIC_URL}/auth/login/"), location

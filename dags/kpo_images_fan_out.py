@@ -4,6 +4,8 @@ Each task brings its own runtime (Python, a JVM, a plain Linux userland): nothin
 to be installed in the Airflow image. See kpo_failure_demo for what a failing pod looks like.
 """
 
+# pyright: reportUnusedExpression=false
+# (`a >> b` is how Airflow declares dependencies: a statement, by design)
 from __future__ import annotations
 
 import pendulum

@@ -4,6 +4,8 @@ Both pods run in the stack's namespace under the task identity, hardened, with r
 each is deleted when it finishes (logs are streamed into the Airflow task log first).
 """
 
+# pyright: reportUnusedExpression=false
+# (`a >> b` is how Airflow declares dependencies: a statement, by design)
 from __future__ import annotations
 
 import pendulum

@@ -7,6 +7,8 @@ value, which the TaskFlow task receives as an argument.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk import DAG, task
@@ -40,11 +42,12 @@ with DAG(
     )
 
     @task
-    def summarize(result: dict) -> str:
-        rows = result["rows"]
+    def summarize(result: dict[str, Any]) -> str:
+        rows: list[dict[str, float]] = result["rows"]
         total = sum(row["value"] for row in rows)
         summary = f"{len(rows)} rows from the {result['source']}, total {total:.2f}"
         print(summary)
         return summary
 
-    summarize(produce.output)
+    # An XComArg: Airflow passes the pod's returned dict when the task runs.
+    summarize(produce.output)  # pyright: ignore[reportArgumentType]

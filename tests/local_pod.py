@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from components import names
+from components.config import names
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, containers, decoded_secret, env_of, reveal
 

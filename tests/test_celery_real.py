@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from components import names
-from components.celery_workers import CELERY_APP
+from components.config import names
+from components.executors.celery_workers import CELERY_APP
 from tests.local_pod import LocalPod, migrate_new_metadata_database
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok

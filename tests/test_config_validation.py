@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from components.config import StackConfig, load_stack_config
-from components.config_schema import ConfigError, Problem
+from components.config.loading import ConfigError, Problem, load_stack_config
+from components.config.model import StackConfig
 from tools.mock_engine import evaluate, evaluate_stack, stack_config
 
+ROOT = Path(__file__).resolve().parent.parent
 P = "airflow-k8s:"
 VALID_DATABASE = {"storageSize": "2Gi"}
 
@@ -100,13 +102,12 @@ def test_cpu_and_memory_requests_and_limits_are_all_required() -> None:
     }
 
 
-def test_in_cluster_database_needs_a_storage_size() -> None:
-    with pytest.raises(ConfigError) as caught:
-        load_stack_config({f"{P}database": json.dumps({"mode": "in-cluster"})}, set())
-    [problem] = caught.value.problems
+def test_in_cluster_database_without_a_storage_size_gets_the_documented_default() -> None:
+    config = load_stack_config({f"{P}database": json.dumps({"mode": "in-cluster"})}, set())
+    assert config.database.storage_size == "8Gi"
+    problem = only_problem(database={"mode": "in-cluster", "storageSize": "8 gigs"})
     assert problem.key == "airflow-k8s:database.storageSize"
-    assert problem.value == "(not set)"
-    assert "required" in problem.allowed
+    assert "Kubernetes quantity" in problem.allowed
 
 
 def test_external_database_needs_a_connection_url() -> None:
@@ -196,3 +197,109 @@ def test_committed_stack_files_are_valid(stack: str) -> None:
     assert evaluation.error is None
     config, secret_keys = stack_config(stack)
     assert isinstance(load_stack_config(config, secret_keys), StackConfig)
+
+
+def test_the_stack_files_json_schema_accepts_the_committed_stacks_and_rejects_a_typo() -> None:
+    import jsonschema
+    import yaml
+
+    from tools.config_reference import SCHEMA
+
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for stack in ("dev", "prod"):
+        document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+        assert list(validator.iter_errors(document)) == [], stack
+    secret = {"config": {"airflow-k8s:externalDatabaseUrl": {"secure": "AAABADl1Y2lwaGVydGV4dA=="}}}
+    assert list(validator.iter_errors(secret)) == []
+    typo = {"config": {"airflow-k8s:scheduler": {"replica": 2}, "airflow-k8s:executor": "LocalExecuter"}}
+    messages = sorted(error.message for error in validator.iter_errors(typo))
+    assert any("'replica' was unexpected" in message for message in messages), messages
+    assert any("'LocalExecuter' is not one of" in message for message in messages), messages
+
+
+# --- a stack file may set nothing, or any one section -------------------------------------------------
+
+
+def test_an_empty_stack_file_deploys_on_the_documented_defaults() -> None:
+    evaluation = evaluate({}, set())
+    assert evaluation.error is None, evaluation.error
+    assert evaluation.find("Namespace", "airflow")
+    claim = evaluation.find("StatefulSet", "airflow-postgres")["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    assert {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"} <= (
+        evaluation.names_of("Deployment")
+    )
+
+
+SECTION_SAMPLES: dict[str, Any] = {
+    "namespace": "team-a",
+    "kubeContext": "kind-airflow",
+    "podSecurityLevel": "baseline",
+    "image": {"tag": "3.3.1"},
+    "executor": "KubernetesExecutor",
+    "apiServer": {"replicas": 2},
+    "scheduler": {"replicas": 2},
+    "dagProcessor": {"replicas": 2},
+    "triggerer": {"capacity": 50},
+    "workers": [{"name": "default"}],
+    "keda": {"operatorNamespace": "autoscaling"},
+    "kubernetesExecutor": {"maxTaskPods": 4},
+    "database": {"storageClass": "fast"},
+    "externalDatabaseUrl": None,
+    "redis": {"persistence": {"enabled": True}},
+    "dags": {"delivery": "image"},
+    "taskPods": {},
+    "auth": {"adminUsername": "root-admin"},
+    "network": {"enabled": False},
+    "rotation": {"jwtSecret": 1},
+    "protectData": True,
+    "migrationWaitTimeoutSeconds": 60,
+    "parallelism": 8,
+    "extraEnv": {"AIRFLOW__CORE__DEFAULT_TIMEZONE": "Europe/Paris"},
+    "extraEnvFromSecrets": ["team-a-env"],
+    "connections": None,
+}
+
+
+def test_every_top_level_key_has_a_sample_below() -> None:
+    assert set(SECTION_SAMPLES) == {field.alias for field in StackConfig.model_fields.values()}
+
+
+@pytest.mark.parametrize("key", sorted(k for k, v in SECTION_SAMPLES.items() if v is not None))
+def test_each_top_level_key_given_alone_deploys(key: str) -> None:
+    value = SECTION_SAMPLES[key]
+    config = {f"{P}{key}": value if isinstance(value, str) else json.dumps(value)}
+    evaluation = evaluate(config, set())
+    assert evaluation.error is None, evaluation.error
+    assert evaluation.kubernetes_objects()
+
+
+@pytest.mark.parametrize("section", ["image", "scheduler", "database", "dags", "network", "triggerer"])
+def test_a_partial_section_is_validated_like_a_full_one(section: str) -> None:
+    problem = only_problem(**{section: {"notAKey": 1}})
+    assert problem.key == f"airflow-k8s:{section}.notAKey"
+    assert "unknown key" in problem.allowed
+
+
+# --- the image ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", ["2.10.5", "2.11.0-python3.12", "slim-2.10.5", "latest-python3.12", "main"])
+def test_the_official_image_must_be_an_airflow_3_release(tag: str) -> None:
+    problem = only_problem(image={"tag": tag})
+    assert problem.key == "airflow-k8s:image.tag"
+    assert problem.value == json.dumps(tag)
+    assert "Airflow 3 release" in problem.allowed
+
+
+@pytest.mark.parametrize("tag", ["3.3.2", "3.3.2-python3.12", "slim-3.3.2", "3.2.1"])
+def test_official_airflow_3_tags_are_accepted(tag: str) -> None:
+    config = load_stack_config({f"{P}image": json.dumps({"tag": tag})}, set())
+    assert config.image.airflow_version is not None and config.image.airflow_version[0] == 3
+
+
+def test_a_custom_image_repository_may_use_any_tag() -> None:
+    image = {"repository": "registry.example.com/data/airflow", "tag": "2026.11.21"}
+    config = load_stack_config({f"{P}image": json.dumps(image)}, set())
+    assert config.image.reference == "registry.example.com/data/airflow:2026.11.21"

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from components import names, rollout
-from components.airflow_pod import FAB_AUTH_MANAGER
+from components.airflow_pods.environment import FAB_AUTH_MANAGER
+from components.config import names
+from components.kube import wiring
 from tests.support import (
     Evaluation,
     Secret,
@@ -239,7 +240,7 @@ def annotations(evaluation: Evaluation, kind: str, name: str) -> dict[str, Any]:
 
 def test_the_secrets_checksum_annotation_is_itself_a_pulumi_secret(dev: Evaluation) -> None:
     for workload in AIRFLOW_WORKLOADS:
-        assert isinstance(annotations(dev, "Deployment", workload)[rollout.SECRETS_ANNOTATION], Secret)
+        assert isinstance(annotations(dev, "Deployment", workload)[wiring.SECRETS_ANNOTATION], Secret)
 
 
 def test_changing_a_secret_rolls_the_pods_that_use_it_in_place() -> None:
@@ -248,8 +249,8 @@ def test_changing_a_secret_rolls_the_pods_that_use_it_in_place() -> None:
     for workload in AIRFLOW_WORKLOADS:
         old = annotations(before, "Deployment", workload)
         new = annotations(after, "Deployment", workload)
-        assert old[rollout.SECRETS_ANNOTATION] != new[rollout.SECRETS_ANNOTATION], workload
-        assert old[rollout.CONFIG_ANNOTATION] == new[rollout.CONFIG_ANNOTATION]
+        assert old[wiring.SECRETS_ANNOTATION] != new[wiring.SECRETS_ANNOTATION], workload
+        assert old[wiring.CONFIG_ANNOTATION] == new[wiring.CONFIG_ANNOTATION]
         registration = after.registration_for("Deployment", workload)
         assert not registration.replace_on_changes and not registration.delete_before_replace
     # the database does not read connections: it is left alone
@@ -257,7 +258,7 @@ def test_changing_a_secret_rolls_the_pods_that_use_it_in_place() -> None:
 
 
 def test_changing_the_scripts_config_map_rolls_only_airflow_pods(dev: Evaluation) -> None:
-    from components import airflow_config
+    from components.control_plane import settings as airflow_config
 
     original = airflow_config.AIRFLOW_CFG
     try:
@@ -267,8 +268,8 @@ def test_changing_the_scripts_config_map_rolls_only_airflow_pods(dev: Evaluation
         airflow_config.AIRFLOW_CFG = original
     for workload in AIRFLOW_WORKLOADS:
         assert (
-            annotations(dev, "Deployment", workload)[rollout.CONFIG_ANNOTATION]
-            != annotations(changed, "Deployment", workload)[rollout.CONFIG_ANNOTATION]
+            annotations(dev, "Deployment", workload)[wiring.CONFIG_ANNOTATION]
+            != annotations(changed, "Deployment", workload)[wiring.CONFIG_ANNOTATION]
         )
     assert annotations(dev, "StatefulSet", names.POSTGRES) == annotations(changed, "StatefulSet", names.POSTGRES)
 

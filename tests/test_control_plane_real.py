@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from components import airflow_pod, names
+from components.airflow_pods import environment
+from components.config import names
 from tests import postgres_server
 from tests.local_pod import LocalPod, create_metadata_database, migrate_new_metadata_database, wait_for_http
 from tests.support import Evaluation, decoded_secret, evaluate_ok
@@ -136,7 +137,7 @@ def test_api_server_serves_health_and_accepts_only_the_generated_admin_password(
     process = api_server.start("api-server")
     base = f"http://127.0.0.1:{names.API_SERVER_PORT}"
     health = api_server.container("api-server")["livenessProbe"]["httpGet"]["path"]
-    assert health == airflow_pod.health_path(stack_config_of(stack))
+    assert health == environment.health_path(stack_config_of(stack))
     status = wait_for_http(base + health, timeout=120, process=process)
     assert status == 200, api_server.log("api-server")[-3000:]
     admin = decoded_secret(stack, names.ADMIN_SECRET)
@@ -150,7 +151,7 @@ def test_api_server_serves_health_and_accepts_only_the_generated_admin_password(
 
 
 def stack_config_of(evaluation: Evaluation) -> object:
-    from components.config import load_stack_config
+    from components.config.loading import load_stack_config
     from tools.mock_engine import stack_config
 
     config, secret_keys = stack_config(evaluation.stack, {"migrationWaitTimeoutSeconds": WAIT_LIMIT})

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from components import dags, names, rollout
+from components.airflow_pods import dag_sources
+from components.config import names
+from components.kube import wiring
 from tests.local_pod import LocalPod, migrate_new_metadata_database
 from tests.postgres_server import PostgresServer
 from tests.support import (
@@ -224,7 +226,7 @@ def test_dags_read_names_from_the_environment_the_stack_injects(stack: Evaluatio
         environment = env_of(next(iter(containers(stack.find("Deployment", workload)))))
         for variable in stack_context.ENV_BY_FIELD.values():
             assert environment[variable], (workload, variable)
-    template_source = (dags.REPOSITORY_DAGS / "kpo_secret_and_config.py").read_text()
+    template_source = (dag_sources.REPOSITORY_DAGS / "kpo_secret_and_config.py").read_text()
     assert names.EXAMPLE_SECRET not in template_source and "airflow-dev" not in template_source
 
 
@@ -256,17 +258,17 @@ def test_the_python_task_consumes_the_pods_xcom_for_real(migrated: None, dag_pro
 
 def test_config_map_delivery_ships_the_dags_folder_and_ignores_the_volume_internals(stack: Evaluation) -> None:
     data = reveal(stack.find("ConfigMap", names.DAGS_CONFIG_MAP)["data"])
-    for path in dags.REPOSITORY_DAGS.glob("*.py"):
+    for path in dag_sources.REPOSITORY_DAGS.glob("*.py"):
         assert data[path.name] == path.read_text()
     ignore = data[".airflowignore"].splitlines()
-    assert "stack_context.py" in ignore and dags.CONFIG_MAP_IGNORE_LINE in ignore
+    assert "stack_context.py" in ignore and dag_sources.CONFIG_MAP_IGNORE_LINE in ignore
     for workload in (names.API_SERVER, names.SCHEDULER, names.DAG_PROCESSOR, names.TRIGGERER):
         spec = pod_spec(stack.find("Deployment", workload))
-        volume = next(v for v in spec["volumes"] if v["name"] == dags.VOLUME)
+        volume = next(v for v in spec["volumes"] if v["name"] == dag_sources.VOLUME)
         assert volume["configMap"]["name"] == names.DAGS_CONFIG_MAP
         assert {item["path"] for item in volume["configMap"]["items"]} == set(data)
         main = spec["containers"][0]
-        assert {"name": dags.VOLUME, "mountPath": "/opt/airflow/dags", "readOnly": True} in main["volumeMounts"]
+        assert {"name": dag_sources.VOLUME, "mountPath": "/opt/airflow/dags", "readOnly": True} in main["volumeMounts"]
         assert env_of(main)[names.AirflowEnv.DAGS_FOLDER] == "/opt/airflow/dags"
 
 
@@ -274,15 +276,15 @@ def test_subfolders_keep_their_layout_in_the_config_map(tmp_path: Path) -> None:
     (tmp_path / "common").mkdir()
     (tmp_path / "common" / "helpers.py").write_text("X = 1\n")
     (tmp_path / "flow.py").write_text("# airflow dag\n")
-    bundle = dags.collect(tmp_path)
+    bundle = dag_sources.collect(tmp_path)
     assert bundle.paths["common__helpers.py"] == "common/helpers.py"
     assert bundle.data["common__helpers.py"] == "X = 1\n"
 
 
 def test_a_dags_folder_too_big_for_a_config_map_is_rejected_with_its_size_and_the_limit(tmp_path: Path) -> None:
     (tmp_path / "big_dag.py").write_text("# " + "x" * (1024 * 1024) + "\n")
-    with pytest.raises(dags.DagFolderError) as caught:
-        dags.collect(tmp_path)
+    with pytest.raises(dag_sources.DagFolderError) as caught:
+        dag_sources.collect(tmp_path)
     message = str(caught.value)
     assert "1048576 bytes (1 MiB)" in message
     assert re.search(r"holds 10\d{5} bytes \(1\.00 MiB\)", message)
@@ -293,9 +295,9 @@ def test_the_program_refuses_a_too_big_dags_folder_before_registering_anything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "big_dag.py").write_text("# " + "x" * (1024 * 1024) + "\n")
-    monkeypatch.setattr(dags, "REPOSITORY_DAGS", tmp_path)
+    monkeypatch.setattr(dag_sources, "REPOSITORY_DAGS", tmp_path)
     evaluation = evaluate_stack("dev")
-    assert isinstance(evaluation.error, dags.DagFolderError)
+    assert isinstance(evaluation.error, dag_sources.DagFolderError)
     assert evaluation.registrations == []
 
 
@@ -303,16 +305,16 @@ def test_changing_a_dag_rolls_the_pods_that_read_dags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stack: Evaluation
 ) -> None:
     copy = tmp_path / "dags"
-    shutil.copytree(dags.REPOSITORY_DAGS, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(dag_sources.REPOSITORY_DAGS, copy, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "kpo_print_then_sleep.py").write_text((copy / "kpo_print_then_sleep.py").read_text() + "\n# changed\n")
-    monkeypatch.setattr(dags, "REPOSITORY_DAGS", copy)
+    monkeypatch.setattr(dag_sources, "REPOSITORY_DAGS", copy)
     changed = evaluate_ok("dev", database={"storageSize": "1Gi", "databaseName": "dags"})
     for workload in (names.API_SERVER, names.SCHEDULER, names.DAG_PROCESSOR, names.TRIGGERER):
         before = stack.find("Deployment", workload)["spec"]["template"]["metadata"]["annotations"][
-            rollout.CONFIG_ANNOTATION
+            wiring.CONFIG_ANNOTATION
         ]
         after = changed.find("Deployment", workload)["spec"]["template"]["metadata"]["annotations"][
-            rollout.CONFIG_ANNOTATION
+            wiring.CONFIG_ANNOTATION
         ]
         assert before != after, workload
     assert (
@@ -350,7 +352,7 @@ def test_git_sync_delivery_checks_out_before_start_and_keeps_a_native_sidecar() 
     assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
     assert sidecar["securityContext"]["runAsUser"] == 65533
     assert env_of(spec["containers"][0])[names.AirflowEnv.DAGS_FOLDER] == "/git/repo/airflow/dags"
-    assert {"name": dags.VOLUME, "mountPath": "/git", "readOnly": True} in spec["containers"][0]["volumeMounts"]
+    assert {"name": dag_sources.VOLUME, "mountPath": "/git", "readOnly": True} in spec["containers"][0]["volumeMounts"]
 
 
 def test_git_sync_https_credentials_come_from_the_named_secret() -> None:
@@ -377,7 +379,7 @@ def test_git_sync_ssh_key_is_mounted_from_the_named_secret_with_known_hosts() ->
     environment = env_of(sidecar)
     assert environment["GITSYNC_SSH_KEY_FILE"] == "/etc/git-secret/ssh"
     assert environment["GITSYNC_SSH_KNOWN_HOSTS"] == "true"
-    volume = next(v for v in spec["volumes"] if v["name"] == dags.GIT_SECRET_VOLUME)
+    volume = next(v for v in spec["volumes"] if v["name"] == dag_sources.GIT_SECRET_VOLUME)
     assert volume["secret"]["secretName"] == "dags-deploy-key"
     assert "GITSYNC_PASSWORD" not in environment
 
@@ -394,6 +396,6 @@ def test_image_delivery_mounts_nothing_and_uses_the_images_dags_folder() -> None
     )
     assert names.DAGS_CONFIG_MAP not in evaluation.names_of("ConfigMap")
     spec = pod_spec(evaluation.find("Deployment", names.SCHEDULER))
-    assert dags.VOLUME not in {v["name"] for v in spec["volumes"]}
+    assert dag_sources.VOLUME not in {v["name"] for v in spec["volumes"]}
     assert spec["containers"][0]["image"] == "registry.example.com/airflow-dags:2026.11.21"
     assert env_of(spec["containers"][0])[names.AirflowEnv.DAGS_FOLDER] == "/opt/airflow/dags"

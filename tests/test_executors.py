@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from components import names
-from components.celery_workers import CELERY_APP, DRAIN_SCRIPT
-from components.config_schema import ConfigError
+from components.config import names
+from components.config.loading import ConfigError
+from components.executors.celery_workers import CELERY_APP, DRAIN_SCRIPT
 from tests.support import (
     Evaluation,
     Secret,
@@ -274,7 +274,9 @@ def test_workers_drain_gracefully_before_they_stop(celery: Evaluation) -> None:
 
 
 def load_drain_script() -> Any:
-    spec = importlib.util.spec_from_file_location("celery_drain", ROOT / "components/scripts/celery-drain.py")
+    spec = importlib.util.spec_from_file_location(
+        "celery_drain", ROOT / "components/control_plane/scripts/celery-drain.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from components import names
+from components.config import names
 from tests.local_pod import migrate_new_metadata_database
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok

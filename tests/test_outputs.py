@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components import names
+from components.config import names
 from tests.support import Evaluation, Secret, evaluate_ok
 
 EXTERNAL_URL = "postgresql+psycopg2://airflow:extpassw0rd99@pg.example.com:5432/airflow"

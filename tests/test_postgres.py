@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from components import names
+from components.config import names
 from tests.support import Evaluation, containers, env_of, evaluate_ok, pod_spec, secret_file_source
 
 

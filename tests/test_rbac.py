@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import names
+from components.config import names
 from tests.support import Evaluation, evaluate_ok
 
 EXPECTED_POD_LAUNCHER_RULES = [

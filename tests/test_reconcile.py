@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from components import dags, names
+from components.airflow_pods import dag_sources
+from components.config import names
 from tests.support import evaluate_ok
 from tools.mock_engine import Evaluation
 from tools.reconcile import changed_paths, diff, provider_flags
@@ -100,10 +101,10 @@ def evaluate_change(stack: str, change: dict[str, Any], tmp_path: Path, monkeypa
         overrides["workers"] = prod_workers(overrides["workers"])
     if overrides.pop("dags-change", False):
         copy = tmp_path / "dags"
-        shutil.copytree(dags.REPOSITORY_DAGS, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(dag_sources.REPOSITORY_DAGS, copy, ignore=shutil.ignore_patterns("__pycache__"))
         target = copy / "kpo_print_then_sleep.py"
         target.write_text(target.read_text().replace('"sleep", "20"', '"sleep", "30"'))
-        monkeypatch.setattr(dags, "REPOSITORY_DAGS", copy)
+        monkeypatch.setattr(dag_sources, "REPOSITORY_DAGS", copy)
     return evaluate_ok(stack, **overrides)
 
 

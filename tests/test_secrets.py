@@ -10,8 +10,8 @@ import pulumi_random
 import pytest
 from cryptography.fernet import Fernet
 
-from components import names
-from components.secrets import DatabaseEndpoint, database_urls, external_database_urls
+from components.config import names
+from components.foundation.credentials import DatabaseEndpoint, database_urls, external_database_urls
 from tests.support import Evaluation, Secret, decoded_secret, evaluate_ok, reveal
 from tools.mock_engine import evaluate, walk
 

@@ -8,7 +8,10 @@ and knows no cluster DNS name. Every redirect must stay on the host and port the
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -16,12 +19,13 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from components import names
+from components.config import names
 from tests.local_pod import LocalPod, migrate_new_metadata_database, wait_for_http
 from tests.postgres_server import PostgresServer, free_port
 from tests.relay import TcpRelay
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 from tests.test_dags import EXAMPLE_DAGS
+from tests.test_readme import quick_start_block
 
 DATABASE = {"storageSize": "1Gi", "databaseName": "portforward"}
 PUBLIC_URL = "https://airflow.example.com"
@@ -147,3 +151,22 @@ def test_with_a_public_base_url_redirects_use_that_url(public_api_server: Runnin
         assert response.status_code in (302, 307), response.text[:500]
         location = response.headers["location"]
         assert location.startswith(f"{PUBLIC_URL}/auth/login/"), location
+
+
+def test_the_readme_quick_start_runs_an_example_dag_through_the_port_forward(api_server: RunningApiServer) -> None:
+    """The README's own commands (curl and python3), as a user pastes them, against the api-server."""
+    block = quick_start_block("Run an example DAG")
+    admin = decoded_secret(api_server.stack, names.ADMIN_SECRET)
+    with TcpRelay(api_server.port) as relay:
+        environment = {
+            **os.environ,
+            "AIRFLOW_URL": f"http://127.0.0.1:{relay.port}",
+            "AIRFLOW_PASSWORD": admin["password"],
+        }
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block], env=environment, capture_output=True, text=True, timeout=300
+        )
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = json.loads(result.stdout)
+    assert run["dag_id"] == "kpo_print_then_sleep"
+    assert run["state"] == "queued"

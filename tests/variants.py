@@ -14,6 +14,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "dev": ("dev", {}, {}),
     "prod": ("prod", {}, {}),
     "kubernetes-executor": ("dev", {"executor": "KubernetesExecutor"}, {}),
+    "celery": ("dev", {"executor": "CeleryExecutor"}, {}),
+    "celery-kubernetes": ("dev", {"executor": "CeleryExecutor,KubernetesExecutor"}, {}),
     "celery-keda": (
         "dev",
         {

@@ -71,6 +71,8 @@ class Registration:
     additional_secret_outputs: list[str]
     dependencies: list[str]
     provider: str
+    aliases: list[str] = field(default_factory=lambda: [])
+    """The alias specs' types (or URNs) the resource declared."""
     outputs: dict[str, Any] = field(default_factory=lambda: {})
     """What the mock returned (for generated values: the sentinel secrets)."""
 
@@ -219,6 +221,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             additional_secret_outputs=list(request.additionalSecretOutputs),
             dependencies=sorted(request.dependencies),
             provider=request.provider,
+            aliases=[_alias(alias) for alias in request.aliases],
         )
         self.registrations.append(registration)
         response = super().RegisterResource(request)
@@ -237,6 +240,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.urn.endswith(f"::pulumi:pulumi:Stack::{PROJECT}-{settings.get_stack()}"):
             self.stack_outputs = decode(request.outputs)
         return super().RegisterResourceOutputs(request)
+
+
+def _alias(alias: Any) -> str:
+    if alias.HasField("spec"):
+        return str(alias.spec.type or alias.spec.name)
+    return str(alias.urn)
 
 
 def run_program() -> None:

@@ -1,0 +1,205 @@
+"""Airflow containers and the hardened pod around them: mounts, init containers, probes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from components.airflow_pods import dag_sources
+from components.airflow_pods import environment as env
+from components.config import names
+from components.config.model import ResourcesConfig, StackConfig
+from components.kube import builders
+
+if TYPE_CHECKING:
+    from components.kube.manifest_types import (
+        Container,
+        ContainerPort,
+        EnvVar,
+        Lifecycle,
+        PodSpec,
+        Probe,
+        Volume,
+        VolumeMount,
+    )
+
+E = names.AirflowEnv
+
+AIRFLOW_UID = 50000
+AIRFLOW_GID = 0
+CONFIG_VOLUME = "airflow-config"
+SCRIPTS_VOLUME = "airflow-scripts"
+POD_TEMPLATE_VOLUME = "pod-template"
+
+Probes = dict[str, "Probe"]
+"""startupProbe / readinessProbe / livenessProbe -> probe."""
+
+
+# --- volumes --------------------------------------------------------------------------------------
+
+
+def base_volumes(config: StackConfig) -> list[Volume]:
+    return [
+        {"name": CONFIG_VOLUME, "configMap": {"name": names.AIRFLOW_CONFIG_MAP}},
+        {"name": SCRIPTS_VOLUME, "configMap": {"name": names.SCRIPTS_CONFIG_MAP, "defaultMode": 0o444}},
+        *env.secret_volumes(env.secret_files(config)),
+        builders.empty_dir("tmp", "1Gi"),
+        builders.empty_dir("logs", "2Gi"),
+    ]
+
+
+def base_mounts(config: StackConfig) -> list[VolumeMount]:
+    return [
+        builders.mount(CONFIG_VOLUME, env.CONFIG_DIR, read_only=True),
+        builders.mount(SCRIPTS_VOLUME, env.SCRIPTS_DIR, read_only=True),
+        *env.secret_mounts(env.secret_files(config)),
+        builders.mount("tmp", "/tmp"),
+        builders.mount("logs", env.LOGS_DIR),
+    ]
+
+
+# --- containers -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AirflowContainer:
+    """One Airflow process. ``args`` go to the image's entrypoint (dumb-init, then `airflow ...`)."""
+
+    name: str
+    args: list[str]
+    resources: ResourcesConfig
+    extra_env: list[EnvVar] = field(default_factory=lambda: [])
+    ports: list[ContainerPort] = field(default_factory=lambda: [])
+    probes: Probes = field(default_factory=lambda: {})
+    lifecycle: Lifecycle | None = None
+    dags: bool = True
+
+
+def container(config: StackConfig, spec: AirflowContainer, extra_mounts: Sequence[VolumeMount] = ()) -> Container:
+    built: Container = {
+        "name": spec.name,
+        "image": config.image.reference,
+        "imagePullPolicy": config.image.pull_policy,
+        "args": spec.args,
+        "env": [*env.core_env(config), *spec.extra_env],
+        "resources": builders.resources(spec.resources.requests, spec.resources.limits),
+        "securityContext": builders.container_security_context(),
+        "volumeMounts": [*base_mounts(config), *(dag_sources.mounts(config) if spec.dags else []), *extra_mounts],
+    }
+    sources = env.env_from(config)
+    if sources:
+        built["envFrom"] = sources
+    if spec.ports:
+        built["ports"] = spec.ports
+    for probe_field, probe in spec.probes.items():
+        if probe_field == "startupProbe":
+            built["startupProbe"] = probe
+        elif probe_field == "readinessProbe":
+            built["readinessProbe"] = probe
+        elif probe_field == "livenessProbe":
+            built["livenessProbe"] = probe
+        else:
+            raise ValueError(f"not a probe field: {probe_field}")
+    if spec.lifecycle is not None:
+        built["lifecycle"] = spec.lifecycle
+    return built
+
+
+def wait_for_migrations(config: StackConfig, resources: ResourcesConfig) -> Container:
+    """Init container: hold the pod until the database is reachable and migrated (bounded)."""
+    return container(
+        config,
+        AirflowContainer(
+            name="wait-for-migrations",
+            args=["bash", env.WAIT_FOR_MIGRATIONS],
+            resources=resources,
+            extra_env=[builders.env(E.MIGRATION_WAIT_TIMEOUT, str(config.migration_wait_timeout_seconds))],
+            dags=False,
+        ),
+    )
+
+
+def migrate_database(config: StackConfig, resources: ResourcesConfig) -> Container:
+    """Init container: `airflow db migrate` (Airflow holds a database lock; a second runner waits)."""
+    return container(
+        config,
+        AirflowContainer(name="migrate-database", args=["airflow", "db", "migrate"], resources=resources, dags=False),
+    )
+
+
+# --- probes -----------------------------------------------------------------------------------------
+
+
+def exec_probe(command: list[str], period: int, timeout: int, failures: int) -> Probe:
+    return {
+        "exec": {"command": command},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def http_probe(path: str, port: str, period: int, timeout: int, failures: int) -> Probe:
+    return {
+        "httpGet": {"path": path, "port": port, "scheme": "HTTP"},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def tcp_probe(port: str, period: int, timeout: int, failures: int) -> Probe:
+    return {
+        "tcpSocket": {"port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def jobs_check_probes(job_type: str) -> Probes:
+    """Liveness through `airflow jobs check`: the CLI needs 4-5 s to start, more under a CPU limit."""
+    command = ["airflow", "jobs", "check", "--job-type", job_type, "--local"]
+    return {
+        "startupProbe": exec_probe(command, period=15, timeout=45, failures=20),
+        "livenessProbe": exec_probe(command, period=60, timeout=45, failures=5),
+    }
+
+
+# --- the pod ------------------------------------------------------------------------------------------
+
+
+def pod_spec(
+    config: StackConfig,
+    service_account: str,
+    mounts_api_token: bool,
+    containers: Sequence[Container],
+    init_containers: Sequence[Container] = (),
+    extra_volumes: Sequence[Volume] = (),
+    termination_grace_period_seconds: int = 60,
+    dag_paths: Mapping[str, str] | None = None,
+    dag_sidecar: bool = True,
+) -> PodSpec:
+    """A hardened Airflow pod: uid 50000/gid 0, token only where the API is called.
+
+    ``dag_paths`` maps the DAG ConfigMap's keys to file paths (ConfigMap delivery). ``dag_sidecar``
+    False leaves out the container that keeps the DAGs current (pods that run to completion).
+    """
+    # One DAG checkout first; the sidecar that keeps it current starts after the other init steps.
+    init = [
+        *dag_sources.init_containers(config),
+        *init_containers,
+        *(dag_sources.sidecars(config) if dag_sidecar else []),
+    ]
+    spec: PodSpec = {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": mounts_api_token,
+        "securityContext": builders.pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),
+        "terminationGracePeriodSeconds": termination_grace_period_seconds,
+        "containers": list(containers),
+        "volumes": [*base_volumes(config), *dag_sources.volumes(config, dag_paths), *extra_volumes],
+    }
+    if init:
+        spec["initContainers"] = init
+    return spec

@@ -1,0 +1,149 @@
+"""The api-server: UI, public REST API and the execution API that task processes call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pulumi
+
+from components.airflow_pods import containers as pods
+from components.airflow_pods import environment as env
+from components.airflow_pods.workload import AirflowPodHandles, WorkloadSpec, register_workload
+from components.config import names
+from components.config.model import StackConfig
+from components.foundation.identities import identities
+from components.kube import builders, objects
+from components.kube.wiring import IdentityHandle, SecretHandle
+
+if TYPE_CHECKING:
+    from components.kube.manifest_types import Container, PodSpec, ServiceManifest
+
+E = names.AirflowEnv
+PORT_NAME = "http"
+
+ADMIN_PASSWORD = env.SecretFile(E.ADMIN_PASSWORD_FILE, names.ADMIN_SECRET, names.ADMIN_PASSWORD_KEY)
+
+
+def bootstrap_admin(config: StackConfig) -> Container:
+    """Init container: make the generated admin login work (create the user, or reset its password).
+
+    Only this container mounts the admin password.
+    """
+    return pods.container(
+        config,
+        pods.AirflowContainer(
+            name="bootstrap-admin",
+            args=["python", env.BOOTSTRAP_ADMIN],
+            resources=config.api_server.resources,
+            extra_env=[
+                builders.env(E.ADMIN_USERNAME, config.auth.admin_username),
+                builders.env(E.ADMIN_EMAIL, config.auth.admin_email),
+                builders.env(E.ADMIN_PASSWORD_FILE, ADMIN_PASSWORD.path),
+            ],
+            dags=False,
+        ),
+        env.secret_mounts([ADMIN_PASSWORD]),
+    )
+
+
+def probes(config: StackConfig) -> pods.Probes:
+    health = env.health_path(config)
+    return {
+        "startupProbe": pods.http_probe(health, PORT_NAME, period=10, timeout=5, failures=30),
+        "readinessProbe": pods.http_probe(health, PORT_NAME, period=10, timeout=5, failures=3),
+        "livenessProbe": pods.http_probe(health, PORT_NAME, period=20, timeout=10, failures=5),
+    }
+
+
+def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) -> PodSpec:
+    resources = config.api_server.resources
+    server = pods.AirflowContainer(
+        name="api-server",
+        args=["airflow", "api-server"],
+        resources=resources,
+        extra_env=[builders.env(E.API_WORKERS, str(config.api_server.workers))],
+        ports=[{"name": PORT_NAME, "containerPort": names.API_SERVER_PORT, "protocol": "TCP"}],
+        probes=probes(config),
+    )
+    identity = identities(config)[names.API_SERVER]
+    return pods.pod_spec(
+        config,
+        service_account=identity.name,
+        mounts_api_token=identity.calls_kubernetes_api,
+        containers=[pods.container(config, server)],
+        init_containers=[pods.wait_for_migrations(config, resources), bootstrap_admin(config)],
+        extra_volumes=env.secret_volumes([ADMIN_PASSWORD]),
+        dag_paths=dag_paths,
+    )
+
+
+def service_manifest(config: StackConfig) -> ServiceManifest:
+    namespace = config.namespace
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": names.metadata(names.API_SERVER, names.Component.API_SERVER, namespace, namespace),
+        "spec": {
+            "type": "ClusterIP",
+            "ports": [{"name": PORT_NAME, "port": names.API_SERVER_PORT, "protocol": "TCP", "targetPort": PORT_NAME}],
+            "selector": names.selector_labels(names.Component.API_SERVER, namespace),
+        },
+    }
+
+
+def workload(config: StackConfig, dag_paths: Mapping[str, str] | None = None) -> WorkloadSpec:
+    return WorkloadSpec(
+        name=names.API_SERVER,
+        component=names.Component.API_SERVER,
+        pod_spec=pod_spec(config, dag_paths),
+        replicas=config.api_server.replicas,
+    )
+
+
+def port_forward_command(config: StackConfig) -> str:
+    """Serves the api-server on localhost:8080, the URL ``environment.ui_url`` gives when not exposed."""
+    port = names.API_SERVER_PORT
+    local = urlsplit(env.PORT_FORWARD_URL).port
+    return f"kubectl port-forward --namespace {config.namespace} service/{names.API_SERVER} {local}:{port}"
+
+
+def in_cluster_url(service_metadata: Mapping[str, Any]) -> str:
+    """The Service's in-cluster URL, from its metadata as the cluster returns it."""
+    service = names.dns_name(str(service_metadata["name"]), str(service_metadata["namespace"]))
+    return f"http://{service}:{names.API_SERVER_PORT}"
+
+
+@dataclass(frozen=True)
+class ApiServerArgs:
+    config: StackConfig
+    pods: AirflowPodHandles
+    identity: IdentityHandle
+    admin: SecretHandle
+    dag_paths: Mapping[str, str] | None = None
+
+
+class ApiServer(pulumi.ComponentResource):
+    deployment: objects.KubernetesObject
+    service: objects.KubernetesObject
+    url: pulumi.Output[str]
+    """The Service's in-cluster URL, read from the registered Service."""
+
+    def __init__(self, name: str, args: ApiServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("airflow-k8s:controlplane:ApiServer", name, None, opts)
+        config = args.config
+        shared = args.pods
+        registered = register_workload(
+            self,
+            config,
+            workload(config, args.dag_paths),
+            shared.namespace,
+            args.identity,
+            [*shared.content(), args.admin],
+        )
+        self.deployment = registered.deployment
+        self.service = objects.register(service_manifest(config), objects.child_opts(self, [shared.namespace.resource]))
+        self.url = self.service.output("metadata").apply(in_cluster_url)
+        self.register_outputs({"url": self.url})

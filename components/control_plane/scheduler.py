@@ -1,0 +1,105 @@
+"""The scheduler: runs `airflow db migrate` first, then schedules (and, with LocalExecutor, runs) tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pulumi
+
+from components.airflow_pods import containers as pods
+from components.airflow_pods.workload import AirflowPodHandles, WorkloadSpec, register_workload
+from components.config import names
+from components.config.model import StackConfig
+from components.control_plane import task_pod_template
+from components.foundation.identities import identities
+from components.kube import builders, objects
+from components.kube.wiring import ConfigMapHandle, IdentityHandle
+
+if TYPE_CHECKING:
+    from components.kube.manifest_types import ContainerPort, PodSpec
+
+E = names.AirflowEnv
+HEALTH_PORT_NAME = "health"
+
+
+def probes() -> pods.Probes:
+    # The scheduler's own health-check server answers 200 while its heartbeat is recent.
+    return {
+        "startupProbe": pods.http_probe("/health", HEALTH_PORT_NAME, period=10, timeout=5, failures=30),
+        "readinessProbe": pods.http_probe("/health", HEALTH_PORT_NAME, period=15, timeout=5, failures=3),
+        "livenessProbe": pods.http_probe("/health", HEALTH_PORT_NAME, period=30, timeout=10, failures=5),
+    }
+
+
+def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) -> PodSpec:
+    resources = config.scheduler.resources
+    ports: list[ContainerPort] = [
+        {"name": HEALTH_PORT_NAME, "containerPort": names.SCHEDULER_HEALTH_PORT, "protocol": "TCP"}
+    ]
+    if config.runs_tasks_in_scheduler:
+        # Tasks run here; the api-server fetches their logs from this port.
+        ports.append({"name": "task-logs", "containerPort": names.WORKER_LOG_PORT, "protocol": "TCP"})
+    scheduler = pods.AirflowContainer(
+        name="scheduler",
+        args=["airflow", "scheduler"],
+        resources=resources,
+        extra_env=[
+            # Only the scheduler (its executor) reads [core] parallelism; elsewhere it would roll pods
+            # for nothing when the capacity changes.
+            builders.env(E.PARALLELISM, str(config.effective_parallelism)),
+            builders.env(E.SCHEDULER_HEALTH_CHECK, "True"),
+            builders.env(E.SCHEDULER_HEALTH_PORT, str(names.SCHEDULER_HEALTH_PORT)),
+            *task_pod_template.scheduler_env(config),
+        ],
+        ports=ports,
+        probes=probes(),
+    )
+    identity = identities(config)[names.SCHEDULER]
+    return pods.pod_spec(
+        config,
+        service_account=identity.name,
+        mounts_api_token=identity.calls_kubernetes_api,
+        containers=[pods.container(config, scheduler, task_pod_template.scheduler_mounts(config))],
+        # Every scheduler pod migrates first: an image upgrade migrates before new pods serve.
+        init_containers=[pods.migrate_database(config, resources)],
+        extra_volumes=task_pod_template.scheduler_volumes(config),
+        dag_paths=dag_paths,
+    )
+
+
+def workload(config: StackConfig, dag_paths: Mapping[str, str] | None = None) -> WorkloadSpec:
+    return WorkloadSpec(
+        name=names.SCHEDULER,
+        component=names.Component.SCHEDULER,
+        pod_spec=pod_spec(config, dag_paths),
+        replicas=config.scheduler.replicas,
+    )
+
+
+@dataclass(frozen=True)
+class SchedulerArgs:
+    config: StackConfig
+    pods: AirflowPodHandles
+    identity: IdentityHandle
+    task_pod_template: ConfigMapHandle | None
+    """The KubernetesExecutor's pod template (None without that executor)."""
+    dag_paths: Mapping[str, str] | None = None
+
+
+class Scheduler(pulumi.ComponentResource):
+    deployment: objects.KubernetesObject
+
+    def __init__(self, name: str, args: SchedulerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("airflow-k8s:controlplane:Scheduler", name, None, opts)
+        shared = args.pods
+        self.deployment = register_workload(
+            self,
+            args.config,
+            workload(args.config, args.dag_paths),
+            shared.namespace,
+            args.identity,
+            [*shared.content(), args.task_pod_template],
+        ).deployment
+        self.register_outputs({})

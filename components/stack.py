@@ -121,7 +121,11 @@ class AirflowStack(pulumi.ComponentResource):
         server = ApiServer(
             "api-server", ApiServerArgs(config, pods, identity[names.API_SERVER], credentials.admin, dag_paths), child
         )
-        Scheduler("scheduler", SchedulerArgs(config, pods, identity[names.SCHEDULER], template, dag_paths), child)
+        Scheduler(
+            "scheduler",
+            SchedulerArgs(config, pods, identity[names.SCHEDULER], template, credentials.keda, dag_paths),
+            child,
+        )
         DagProcessor("dag-processor", DagProcessorArgs(config, pods, identity[names.DAG_PROCESSOR], dag_paths), child)
         triggerer = Triggerer("triggerer", TriggererArgs(config, pods, identity[names.TRIGGERER], dag_paths), child)
         scaled: dict[str, pulumi.Resource] = {names.TRIGGERER: triggerer.deployment}
@@ -131,7 +135,8 @@ class AirflowStack(pulumi.ComponentResource):
             )
             scaled.update(workers.deployments)
         if scalings(config):
-            Autoscaling("autoscaling", AutoscalingArgs(config, namespace, credentials.metadata, scaled), child)
+            assert credentials.keda is not None, "KEDA on generates its database login"
+            Autoscaling("autoscaling", AutoscalingArgs(config, namespace, credentials.keda, scaled), child)
 
         self.namespace = config.namespace
         self.api_server_url = server.url

@@ -114,6 +114,74 @@ def test_dag(dag_id: str, mark_success_pattern: str | None, run_pods_locally: st
         }
 
 
+def queue_task(dag_id: str, task_id: str) -> dict[str, Any]:
+    """What an executor does before a task runs, done here as the scheduler would: a new run, its task
+    queued, and the workload (with a task token signed by the JWT secret) for whoever runs it."""
+    import pendulum
+    from airflow.api_fastapi.auth.tokens import JWTGenerator, get_signing_args
+    from airflow.configuration import conf
+    from airflow.executors import workloads
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    generator = JWTGenerator(
+        valid_for=conf.getint("execution_api", "jwt_expiration_time"),
+        audience=conf.get_mandatory_list_value("execution_api", "jwt_audience")[0],
+        issuer=conf.get("api_auth", "jwt_issuer", fallback=None),
+        **get_signing_args(make_secret_key_if_needed=False),
+    )
+    with create_session() as session:
+        dag = SerializedDagModel.get_dag(dag_id, session=session)
+        assert dag is not None, f"{dag_id} is not serialized"
+        now = pendulum.now("UTC")
+        run = dag.create_dagrun(
+            run_id=f"isolation__{now.isoformat()}",
+            run_after=now,
+            run_type=DagRunType.MANUAL,
+            triggered_by=DagRunTriggeredByType.TEST,
+            state=DagRunState.RUNNING,
+            session=session,
+        )
+        ti = run.get_task_instance(task_id, session=session)
+        assert ti is not None
+        # as the scheduler does when it schedules a task: a new try, queued
+        ti.try_number += 1
+        ti.state = TaskInstanceState.QUEUED
+        session.flush()
+        workload = workloads.ExecuteTask.make(ti, generator=generator)
+        return {"workload": workload.model_dump_json(), "ti_id": str(ti.id), "run_id": run.run_id}
+
+
+def task_state(ti_id: str) -> dict[str, Any]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.get(TaskInstance, ti_id)
+        assert ti is not None
+        return {"state": str(ti.state), "hostname": ti.hostname, "try_number": ti.try_number}
+
+
+def send_to_celery(workload: str) -> dict[str, Any]:
+    """What the CeleryExecutor does: send the workload to the queue, then wait for its result in the
+    result backend (Redis)."""
+    from airflow.providers.celery.executors.celery_executor_utils import execute_workload
+
+    result = execute_workload.apply_async(args=[workload], queue="default")
+    result.get(timeout=600, propagate=False)
+    return {"state": result.state, "backend": type(result.backend).__name__}
+
+
+def fetch_served_log(url: str, relative_path: str) -> dict[str, Any]:
+    """What the api-server does to read a log a worker serves: a request signed with the API secret key."""
+    from airflow.utils.log.file_task_handler import _fetch_logs_from_service
+
+    response = _fetch_logs_from_service(url, relative_path)
+    return {"status": response.status_code, "text": response.text[:2000]}
+
+
 def main() -> None:
     mode = sys.argv[1]
     if mode == "load":
@@ -122,6 +190,14 @@ def main() -> None:
         result = pods()
     elif mode == "kubernetes-executor-pod":
         result = kubernetes_executor_pod()
+    elif mode == "queue-task":
+        result = queue_task(sys.argv[2], sys.argv[3])
+    elif mode == "task-state":
+        result = task_state(sys.argv[2])
+    elif mode == "send-to-celery":
+        result = send_to_celery(sys.argv[2])
+    elif mode == "fetch-served-log":
+        result = fetch_served_log(sys.argv[2], sys.argv[3])
     elif mode == "test":
         result = test_dag(sys.argv[2], sys.argv[3] or None, sys.argv[4] if len(sys.argv) > 4 else None)
     else:

@@ -56,7 +56,8 @@ def _unpack(archive: Path) -> Path:
     if target.exists():
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
+    # one partial file per process: parallel test workers may unpack at the same time
+    partial = target.with_suffix(f".partial-{os.getpid()}")
     with lzma.open(archive) as source, partial.open("wb") as out:
         shutil.copyfileobj(source, out)
     source_md = archive.parent / "SOURCE.md"
@@ -105,8 +106,9 @@ class ApiServer:
                 process.send_signal(signal.SIGTERM)
         for process in reversed(self.processes):
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
+                # its graceful shutdown waits for clients that are gone: nothing is lost here
                 process.kill()
                 process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)

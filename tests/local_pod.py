@@ -1,7 +1,11 @@
 """Run a container of a rendered pod spec on this machine, with real Airflow, as faithfully as we can.
 
 * environment: literal values as given; ``secretKeyRef``/``secretRef`` resolved from the stack's own
-  Secrets (the mock engine's values); the in-cluster database host mapped to the test's PostgreSQL;
+  Secrets (the mock engine's values); the stack's Services (Postgres, Redis, the api-server), by their
+  cluster DNS names, mapped to the test's servers on 127.0.0.1;
+* ports: a pod has its own network namespace in the cluster, not here. Every port a container listens
+  on gets a free port of this machine (``LocalPod.port(8080)``), set through the Airflow setting (or the
+  config file line) that chooses it, so two runs, or a developer's own services, never collide;
 * volumes: ConfigMaps and Secrets written the way kubelet writes them (including the ``..data``
   directory and symlinks), emptyDirs as empty writable directories; container paths in the
   environment and arguments are mapped to those directories;
@@ -27,12 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from components.config import names
-from tests.postgres_server import PostgresServer
+from tests.postgres_server import PostgresServer, free_port
 from tests.support import Evaluation, containers, decoded_secret, env_of, reveal
 
 IMAGE_HOME = "/home/airflow"
 WITHOUT_PERMISSION_BYPASS = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
 VENV_BIN = Path(sys.executable).parent
+
+
+# The Airflow setting that chooses each port an Airflow container listens on.
+PORT_SETTINGS = {
+    names.API_SERVER_PORT: "AIRFLOW__API__PORT",
+    names.SCHEDULER_HEALTH_PORT: names.AirflowEnv.SCHEDULER_HEALTH_PORT,
+    names.WORKER_LOG_PORT: "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+    names.TRIGGERER_LOG_PORT: "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+}
 
 
 class LocalPod:
@@ -43,14 +56,21 @@ class LocalPod:
         name: str,
         database_port: int,
         root: Path | None = None,
-        redis_port: int = names.REDIS_PORT,
+        redis_port: int | None = None,
+        api_server_port: int | None = None,
+        manifest: dict[str, Any] | None = None,
     ) -> None:
         self.evaluation = evaluation
-        self.manifest = evaluation.find(kind, name)
+        # a manifest the stack ships inside another object (the KubernetesExecutor's pod template)
+        self.manifest = manifest if manifest is not None else evaluation.find(kind, name)
         self.spec = self.manifest["spec"]["template"]["spec"] if kind != "Pod" else self.manifest["spec"]
         self.namespace = self.manifest["metadata"]["namespace"]
         self.database_port = database_port
         self.redis_port = redis_port
+        self.api_server_port = api_server_port
+        listened = {p["containerPort"] for c in self.all_containers() for p in c.get("ports", [])}
+        self.ports = {container_port: free_port() for container_port in sorted(listened)}
+        """Container port -> the port of this machine it listens on here."""
         self.root = root or Path(tempfile.mkdtemp(prefix=f"local-pod-{name}-"))
         self.root.chmod(0o755)
         # The image's filesystem: read-only for the process (the container's readOnlyRootFilesystem).
@@ -103,7 +123,11 @@ class LocalPod:
         if not container:
             return mapping
         for volume_mount in container.get("volumeMounts", []):
-            mapping[volume_mount["mountPath"]] = self.volume_dir(volume_mount["name"])
+            target = self.volume_dir(volume_mount["name"])
+            # a subPath mount shows one entry of the volume at the mount path
+            mapping[volume_mount["mountPath"]] = (
+                target / volume_mount["subPath"] if "subPath" in volume_mount else target
+            )
         return mapping
 
     def local_path(self, container: dict[str, Any], text: str) -> str:
@@ -120,13 +144,29 @@ class LocalPod:
         data = reveal(self.evaluation.find("Secret", name)["data"])
         return base64.b64decode(data[key]).decode()
 
+    def visible_paths(self, name: str) -> list[Path]:
+        """What a process of this container can see of the pod: the image's directories and its own
+        mounts (another container's mounts are not in its filesystem)."""
+        container = self.container(name)
+        return [self.airflow_home, self.home, *self.mount_map(container).values()]
+
+    def port(self, container_port: int) -> int:
+        """Where this pod's container port listens on this machine."""
+        return self.ports[container_port]
+
     def map_host(self, value: str) -> str:
-        """The stack's Services, by their cluster DNS names, are the test's servers on 127.0.0.1."""
+        """The stack's Services, by their cluster DNS names, are the test's servers on 127.0.0.1; the
+        pod's own ports, on loopback or in a config file's `port` line, are its ports here."""
         for service, port, local_port in (
             (names.POSTGRES, names.POSTGRES_PORT, self.database_port),
             (names.REDIS, names.REDIS_PORT, self.redis_port),
+            (names.API_SERVER, names.API_SERVER_PORT, self.api_server_port),
         ):
-            value = value.replace(f"{names.dns_name(service, self.namespace)}:{port}", f"127.0.0.1:{local_port}")
+            if local_port is not None:
+                value = value.replace(f"{names.dns_name(service, self.namespace)}:{port}", f"127.0.0.1:{local_port}")
+        for container_port, local_port in self.ports.items():
+            value = re.sub(rf"(127\.0\.0\.1(?::| -p ))({container_port})\b", rf"\g<1>{local_port}", value)
+            value = re.sub(rf"(?m)^port {container_port}$", f"port {local_port}", value)
         return value
 
     def environment(self, container: dict[str, Any]) -> dict[str, str]:
@@ -151,6 +191,9 @@ class LocalPod:
                 reference = entry["valueFrom"]["secretKeyRef"]
                 value = self.secret_value(reference["name"], reference["key"])
             environment[entry["name"]] = self.map_host(self.local_path(container, value))
+        for container_port, local_port in self.ports.items():
+            if container_port in PORT_SETTINGS:
+                environment[PORT_SETTINGS[container_port]] = str(local_port)
         return environment
 
     def all_containers(self) -> list[dict[str, Any]]:
@@ -163,17 +206,20 @@ class LocalPod:
         raise KeyError(name)
 
     def command(self, container: dict[str, Any]) -> list[str]:
-        return [self.local_path(container, arg) for arg in container.get("command", []) + container.get("args", [])]
+        arguments = container.get("command", []) + container.get("args", [])
+        return [self.map_host(self.local_path(container, arg)) for arg in arguments]
 
     def _prefix(self) -> list[str]:
         return WITHOUT_PERMISSION_BYPASS if os.geteuid() == 0 else []
 
-    def run(self, name: str, timeout: float, args: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, name: str, timeout: float, args: list[str] | None = None, extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         container = self.container(name)
         command = args if args is not None else self.command(container)
         return subprocess.run(
             [*self._prefix(), *command],
-            env=self.environment(container),
+            env={**self.environment(container), **(extra_env or {})},
             cwd=self.home,
             capture_output=True,
             text=True,
@@ -219,10 +265,11 @@ class LocalPod:
 
 
 def create_metadata_database(evaluation: Evaluation, postgres: PostgresServer) -> None:
-    """An empty metadata database on the test server, named and owned as the stack's Postgres creates it."""
+    """An empty metadata database on the test server, named and owned as the stack's Postgres creates it:
+    the official image makes POSTGRES_USER the server's superuser."""
     database = env_of(next(containers(evaluation.find("StatefulSet", names.POSTGRES))))
     password = decoded_secret(evaluation, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY]
-    postgres.create_database(database["POSTGRES_DB"], database["POSTGRES_USER"], password)
+    postgres.create_database(database["POSTGRES_DB"], database["POSTGRES_USER"], password, superuser=True)
 
 
 def migrate_new_metadata_database(evaluation: Evaluation, postgres: PostgresServer) -> subprocess.CompletedProcess[str]:
@@ -274,3 +321,16 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen[str] | Non
             last = error
             time.sleep(1)
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
+
+
+HARNESS = str(Path(__file__).resolve().parent / "dag_harness.py")
+
+
+def run_harness(pod: LocalPod, container: str, *args: str, timeout: float = 600) -> Any:
+    """Run tests/dag_harness.py in one of the pod's containers; its JSON result."""
+    import json
+
+    result = pod.run(container, timeout, ["python", HARNESS, *args])
+    marker = [line for line in result.stdout.splitlines() if line.startswith("@@RESULT@@")]
+    assert result.returncode == 0 and marker, (result.stdout[-3000:], result.stderr[-5000:])
+    return json.loads(marker[-1].removeprefix("@@RESULT@@"))

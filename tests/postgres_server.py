@@ -60,10 +60,11 @@ class PostgresServer:
         finally:
             connection.close()
 
-    def create_database(self, name: str, owner: str, password: str) -> None:
+    def create_database(self, name: str, owner: str, password: str, superuser: bool = False) -> None:
         exists = self.sql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'")
         verb = "ALTER" if exists not in ("", "[]") else "CREATE"
-        self.sql(f"{verb} ROLE \"{owner}\" LOGIN PASSWORD '{password}'")
+        power = "SUPERUSER" if superuser else "NOSUPERUSER"
+        self.sql(f"{verb} ROLE \"{owner}\" LOGIN {power} PASSWORD '{password}'")
         self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.sql(f'CREATE DATABASE "{name}" OWNER "{owner}"')
 

@@ -85,8 +85,14 @@ def secret_file_source(obj: dict[str, Any], container: dict[str, Any], path: str
     """(Secret name, key) behind a file path in a container: mount -> volume -> item."""
     volumes = {v["name"]: v for v in pod_spec(obj)["volumes"]}
     for mount in container.get("volumeMounts", []):
-        prefix = mount["mountPath"].rstrip("/") + "/"
         volume = volumes.get(mount["name"], {})  # claim templates have no volume entry
+        if "subPath" in mount and path == mount["mountPath"] and "secret" in volume:
+            # one file of the volume, mounted on its own
+            assert mount.get("readOnly") is True, mount
+            items = volume["secret"].get("items") or []
+            keys = [item["key"] for item in items if item["path"] == mount["subPath"]] or [mount["subPath"]]
+            return volume["secret"]["secretName"], keys[0]
+        prefix = mount["mountPath"].rstrip("/") + "/"
         if path.startswith(prefix) and "secret" in volume:
             assert mount.get("readOnly") is True, mount
             relative = path[len(prefix) :]

@@ -70,7 +70,7 @@ def test_selectors_match_their_pod_templates(prod: Evaluation) -> None:
 def test_scheduler_migrates_the_database_in_an_init_container(dev: Evaluation) -> None:
     [init] = pod_spec(dev.find("Deployment", names.SCHEDULER))["initContainers"]
     assert init["name"] == "migrate-database"
-    assert init["args"] == ["airflow", "db", "migrate"]
+    assert init["args"] == ["python", "/opt/airflow-k8s/scripts/migrate-database.py"]
 
 
 @pytest.mark.parametrize("workload", [names.API_SERVER, names.DAG_PROCESSOR, names.TRIGGERER])
@@ -91,7 +91,7 @@ def test_an_image_upgrade_migrates_in_the_new_scheduler_pods_before_others_serve
     after = evaluate_ok(image={"repository": "apache/airflow", "tag": "3.3.3"})
     [migrate] = pod_spec(after.find("Deployment", names.SCHEDULER))["initContainers"]
     assert migrate["image"] == "apache/airflow:3.3.3"
-    assert migrate["args"] == ["airflow", "db", "migrate"]
+    assert migrate["args"] == ["python", "/opt/airflow-k8s/scripts/migrate-database.py"]
     for workload in (names.API_SERVER, names.DAG_PROCESSOR, names.TRIGGERER):
         wait = pod_spec(after.find("Deployment", workload))["initContainers"][0]
         # the new image's check-migrations waits for the new schema
@@ -108,38 +108,96 @@ def test_an_image_upgrade_migrates_in_the_new_scheduler_pods_before_others_serve
 # --- configuration through the environment ---
 
 
-def credential_sources(evaluation: Evaluation) -> list[tuple[str, str, dict[str, tuple[str, str]]]]:
-    found = []
-    for workload, container in airflow_containers(evaluation):
-        obj = evaluation.find("Deployment", workload)
-        found.append((workload, container["name"], {v: command_secret(obj, container, v) for v in CREDENTIALS}))
+# Who holds which secret key: (workload, container) -> what it reads. The README's security table says
+# the same in words; tests/test_task_isolation_real.py proves the removals with real Airflow processes.
+DB = (names.METADATA_SECRET, names.METADATA_CONNECTION_KEY)
+FERNET = (names.KEYS_SECRET, names.FERNET_KEY)
+JWT = (names.KEYS_SECRET, names.JWT_SECRET_KEY)
+API_KEY = (names.KEYS_SECRET, names.API_SECRET_KEY)
+BROKER = (names.REDIS_SECRET, names.REDIS_BROKER_URL_KEY)
+ADMIN = (names.ADMIN_SECRET, names.ADMIN_PASSWORD_KEY)
+KEDA = (names.KEDA_DATABASE_SECRET, names.KEDA_PASSWORD_KEY)
+
+
+def who_holds_what(executor: str, keda: bool = False) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    local, celery = executor == "LocalExecutor", "CeleryExecutor" in executor
+    return {
+        (names.API_SERVER, "wait-for-migrations"): {DB},
+        (names.API_SERVER, "bootstrap-admin"): {DB, FERNET, JWT, API_KEY, ADMIN},
+        (names.API_SERVER, "api-server"): {DB, FERNET, JWT, API_KEY},
+        (names.SCHEDULER, "migrate-database"): {DB, *({KEDA} if keda else set())},
+        (names.SCHEDULER, "scheduler"): {
+            DB,
+            FERNET,
+            JWT,
+            *({API_KEY} if local else set()),
+            *({BROKER} if celery else set()),
+        },
+        (names.DAG_PROCESSOR, "wait-for-migrations"): {DB},
+        (names.DAG_PROCESSOR, "dag-processor"): {DB, FERNET},
+        (names.TRIGGERER, "wait-for-migrations"): {DB},
+        (names.TRIGGERER, "triggerer"): {DB, FERNET, API_KEY},
+    }
+
+
+def secrets_read(obj: dict[str, Any], container: dict[str, Any]) -> set[tuple[str, str]]:
+    """Every Secret key a container can read: mounted files (and what its variables point at)."""
+    volumes = {v["name"]: v for v in pod_spec(obj)["volumes"]}
+    found: set[tuple[str, str]] = set()
+    for mount in container.get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})
+        if "secret" not in volume:
+            continue
+        items = volume["secret"]["items"]
+        keys = [mount["subPath"]] if "subPath" in mount else [item["key"] for item in items]
+        found |= {(volume["secret"]["secretName"], key) for key in keys}
+    for entry in container.get("env", []):
+        assert "secretKeyRef" not in str(entry), (container["name"], entry["name"])
+        if entry["name"].endswith("_CMD"):
+            assert command_secret(obj, container, entry["name"].removesuffix("_CMD")) in found
     return found
 
 
-def test_credentials_are_read_from_mounted_secret_files_not_the_environment(dev: Evaluation) -> None:
-    expected = {
-        E.SQL_ALCHEMY_CONN: (names.METADATA_SECRET, names.METADATA_CONNECTION_KEY),
-        E.FERNET_KEY: (names.KEYS_SECRET, names.FERNET_KEY),
-        E.JWT_SECRET: (names.KEYS_SECRET, names.JWT_SECRET_KEY),
-        E.API_SECRET_KEY: (names.KEYS_SECRET, names.API_SECRET_KEY),
+@pytest.mark.parametrize(
+    ("executor", "keda"),
+    [("LocalExecutor", False), ("KubernetesExecutor", False), ("CeleryExecutor", False), ("CeleryExecutor", True)],
+)
+def test_each_container_reads_exactly_the_secret_keys_it_needs(executor: str, keda: bool) -> None:
+    evaluation = evaluate_ok(executor=executor, keda={"enabled": keda})
+    expected = who_holds_what(executor, keda)
+    found = {
+        (workload, container["name"]): secrets_read(evaluation.find("Deployment", workload), container)
+        for workload in AIRFLOW_WORKLOADS
+        for container in containers(evaluation.find("Deployment", workload), init=True)
+        if container["image"].startswith("apache/airflow")
     }
-    for workload, container, sources in credential_sources(dev):
-        assert sources == expected, (workload, container)
+    assert found == expected
+
+
+def test_credentials_are_read_from_mounted_secret_files_not_the_environment(dev: Evaluation) -> None:
+    server = next(c for c in containers(dev.find("Deployment", names.API_SERVER)) if c["name"] == "api-server")
+    obj = dev.find("Deployment", names.API_SERVER)
+    assert {v: command_secret(obj, server, v) for v in CREDENTIALS} == {
+        E.SQL_ALCHEMY_CONN: DB,
+        E.FERNET_KEY: FERNET,
+        E.JWT_SECRET: JWT,
+        E.API_SECRET_KEY: API_KEY,
+    }
     for _, container in airflow_containers(dev):
         assert all("secretKeyRef" not in str(entry) for entry in container["env"]), container["name"]
 
 
 def test_pods_mount_only_the_secret_keys_they_read(dev: Evaluation) -> None:
-    spec = pod_spec(dev.find("Deployment", names.SCHEDULER))
-    metadata = next(v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == names.METADATA_SECRET)
-    # KEDA's URL stays out of Airflow's pods
-    assert [item["key"] for item in metadata["secret"]["items"]] == [names.METADATA_CONNECTION_KEY]
-    assert metadata["secret"]["defaultMode"] == 0o440
+    spec = pod_spec(dev.find("Deployment", names.DAG_PROCESSOR))
+    keys = next(v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == names.KEYS_SECRET)
+    # the dag-processor signs nothing: its pod holds the Fernet key, not the JWT secret or the API key
+    assert [item["key"] for item in keys["secret"]["items"]] == [names.FERNET_KEY]
+    assert keys["secret"]["defaultMode"] == 0o440
 
 
-def test_every_component_shares_one_jwt_secret(dev: Evaluation) -> None:
-    references = {sources[E.JWT_SECRET] for _, _, sources in credential_sources(dev)}
-    assert references == {(names.KEYS_SECRET, names.JWT_SECRET_KEY)}
+def test_the_api_server_and_the_scheduler_share_one_jwt_secret(dev: Evaluation) -> None:
+    holders = {(w, c) for (w, c), read in who_holds_what("LocalExecutor").items() if JWT in read}
+    assert {w for w, _ in holders} == {names.API_SERVER, names.SCHEDULER}
     assert len(decoded_secret(dev, names.KEYS_SECRET)[names.JWT_SECRET_KEY]) >= 64
 
 
@@ -423,3 +481,13 @@ def test_admin_bootstrap_alone_reads_the_password_from_a_mounted_file(dev: Evalu
     for container in containers(deployment, init=True):
         if container["name"] != "bootstrap-admin":
             assert all("airflow-admin" not in m["name"] for m in container["volumeMounts"]), container["name"]
+
+
+def test_task_logs_are_fetched_by_pod_ip_because_pod_names_do_not_resolve(dev: Evaluation, prod: Evaluation) -> None:
+    for evaluation in (dev, prod):
+        for obj in evaluation.kubernetes_objects():
+            if obj["kind"] != "Deployment":
+                continue
+            for container in containers(obj, init=True):
+                if container["image"].startswith("apache/airflow"):
+                    assert env_of(container)[E.HOSTNAME_CALLABLE] == "airflow.utils.net.get_host_ip_address"

@@ -7,7 +7,6 @@ DAG uses comes from the environment the stack injects.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 from components.airflow_pods import dag_sources
 from components.config import names
 from components.kube import wiring
-from tests.local_pod import LocalPod, migrate_new_metadata_database
+from tests.local_pod import LocalPod, migrate_new_metadata_database, run_harness
 from tests.postgres_server import PostgresServer
 from tests.support import (
     Evaluation,
@@ -58,10 +57,7 @@ def dag_processor(stack: Evaluation, postgres: PostgresServer) -> Iterator[Local
 
 
 def harness(pod: LocalPod, *args: str, timeout: float = 300) -> Any:
-    result = pod.run("dag-processor", timeout, ["python", HARNESS, *args])
-    marker = [line for line in result.stdout.splitlines() if line.startswith("@@RESULT@@")]
-    assert result.returncode == 0 and marker, (result.stdout[-3000:], result.stderr[-5000:])
-    return json.loads(marker[-1].removeprefix("@@RESULT@@"))
+    return run_harness(pod, "dag-processor", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -118,7 +119,9 @@ def test_pod_template_is_hardened_with_the_configured_resources(kubernetes_execu
     }
 
 
-def test_pod_template_has_the_control_planes_wiring_and_dag_access(kubernetes_executor: Evaluation) -> None:
+def test_pod_template_reaches_the_execution_api_and_the_dags_and_holds_no_secret(
+    kubernetes_executor: Evaluation,
+) -> None:
     template = pod_template(kubernetes_executor)
     [base] = template["spec"]["containers"]
     deployment = kubernetes_executor.find("Deployment", names.SCHEDULER)
@@ -126,8 +129,11 @@ def test_pod_template_has_the_control_planes_wiring_and_dag_access(kubernetes_ex
     scheduler_env = env_of(scheduler)
     for variable in (E.EXECUTION_API_SERVER_URL, E.DAGS_FOLDER, E.EXECUTOR):
         assert env_of(base)[variable] == scheduler_env[variable]
-    for variable in (E.SQL_ALCHEMY_CONN, E.FERNET_KEY, E.JWT_SECRET):
-        assert command_secret(template, base, variable) == command_secret(deployment, scheduler, variable)
+    # task code runs here: no database URL, no Fernet key, no signing key; the task's token comes with
+    # its workload (tests/test_task_isolation_real.py runs a task to success like this)
+    for variable in (E.SQL_ALCHEMY_CONN, E.FERNET_KEY, E.JWT_SECRET, E.API_SECRET_KEY):
+        assert f"{variable}_CMD" not in env_of(base) and variable not in env_of(base)
+    assert not [v for v in template["spec"]["volumes"] if "secret" in v]
     assert {m["mountPath"] for m in base["volumeMounts"]} >= {"/opt/airflow/dags", "/tmp", "/opt/airflow/logs"}
 
 
@@ -215,21 +221,37 @@ def test_redis_persistence_is_optional() -> None:
     assert "appendonly yes" in decoded_secret(persistent, names.REDIS_SECRET)[names.REDIS_CONFIG_KEY]
 
 
-def test_broker_and_result_backend_come_from_secrets(celery: Evaluation) -> None:
-    for workload in (names.SCHEDULER, names.API_SERVER, names.worker_set("default")):
+def test_broker_and_result_backend_come_from_the_broker_secret(celery: Evaluation) -> None:
+    for workload in (names.SCHEDULER, names.worker_set("default")):
         deployment = celery.find("Deployment", workload)
         container = next(iter(containers(deployment)))
-        assert command_secret(deployment, container, E.CELERY_BROKER_URL) == (
-            names.REDIS_SECRET,
-            names.REDIS_BROKER_URL_KEY,
-        )
-        assert command_secret(deployment, container, E.CELERY_RESULT_BACKEND) == (
-            names.METADATA_SECRET,
-            names.METADATA_RESULT_BACKEND_KEY,
-        )
-    assert decoded_secret(celery, names.METADATA_SECRET)[names.METADATA_RESULT_BACKEND_KEY].startswith(
-        "db+postgresql://"
-    )
+        # results live in Redis too, so the workers that run task code need no database login
+        for variable in (E.CELERY_BROKER_URL, E.CELERY_RESULT_BACKEND):
+            assert command_secret(deployment, container, variable) == (names.REDIS_SECRET, names.REDIS_BROKER_URL_KEY)
+    assert decoded_secret(celery, names.REDIS_SECRET)[names.REDIS_BROKER_URL_KEY].startswith("redis://")
+    server = next(iter(containers(celery.find("Deployment", names.API_SERVER))))
+    assert f"{E.CELERY_BROKER_URL}_CMD" not in env_of(server)
+
+
+def test_a_celery_worker_holds_only_the_broker_and_its_log_server_only_the_api_key(celery: Evaluation) -> None:
+    deployment = celery.find("Deployment", names.worker_set("default"))
+    spec = pod_spec(deployment)
+    [main] = spec["containers"]
+    [log_server] = [c for c in spec["initContainers"] if c["name"] == "log-server"]
+    assert main["args"][-1] == "--skip-serve-logs"
+    assert {(m["name"], m.get("subPath")) for m in main["volumeMounts"] if m["name"].startswith("secret-")} == {
+        (f"secret-{names.REDIS_SECRET}", names.REDIS_BROKER_URL_KEY)
+    }
+    assert log_server["restartPolicy"] == "Always"  # a native sidecar, beside the worker
+    assert command_secret(deployment, log_server, E.API_SECRET_KEY) == (names.KEYS_SECRET, names.API_SECRET_KEY)
+    assert {m["name"] for m in log_server["volumeMounts"] if m["name"].startswith("secret-")} == {
+        f"secret-{names.KEYS_SECRET}"
+    }
+    logs = next(m for m in log_server["volumeMounts"] if m["name"] == "logs")
+    assert logs.get("readOnly") is True
+    assert log_server["ports"] == [{"name": "task-logs", "containerPort": names.WORKER_LOG_PORT, "protocol": "TCP"}]
+    # workers never wait for migrations: they do not touch the database
+    assert [c["name"] for c in spec["initContainers"]] == ["log-server"]
 
 
 def worker(evaluation: Evaluation, name: str) -> dict[str, Any]:
@@ -240,9 +262,18 @@ def worker(evaluation: Evaluation, name: str) -> dict[str, Any]:
 def test_one_worker_deployment_per_queue_set_with_its_queues_and_concurrency(celery: Evaluation) -> None:
     assert celery.names_of("Deployment") >= {names.worker_set("default"), names.worker_set("gpu")}
     gpu = worker(celery, "gpu")
-    assert gpu["args"] == ["airflow", "celery", "worker", "--queues", "gpu,ml", "--concurrency", "2"]
+    assert gpu["args"] == [
+        "airflow",
+        "celery",
+        "worker",
+        "--queues",
+        "gpu,ml",
+        "--concurrency",
+        "2",
+        "--skip-serve-logs",
+    ]
     assert env_of(gpu)[E.CELERY_WORKER_CONCURRENCY] == "2"
-    assert worker(celery, "default")["args"][-1] == "12"
+    assert worker(celery, "default")["args"][-2] == "12"
 
 
 def test_worker_sets_never_select_each_others_pods(celery: Evaluation) -> None:
@@ -390,16 +421,21 @@ def test_celery_only_query_has_no_executor_filter() -> None:
     assert "executor" not in query
 
 
-def test_credentials_come_from_a_trigger_authentication_reading_the_core_secret(autoscaled: Evaluation) -> None:
+def test_keda_logs_in_with_its_own_read_only_role_through_a_trigger_authentication(autoscaled: Evaluation) -> None:
     authentication = autoscaled.find("TriggerAuthentication", names.KEDA_TRIGGER_AUTH)
     assert authentication["spec"] == {
         "secretTargetRef": [
-            {"parameter": "connection", "name": names.METADATA_SECRET, "key": names.METADATA_KEDA_CONNECTION_KEY}
+            {"parameter": "connection", "name": names.KEDA_DATABASE_SECRET, "key": names.KEDA_CONNECTION_KEY}
         ]
     }
-    assert decoded_secret(autoscaled, names.METADATA_SECRET)[names.METADATA_KEDA_CONNECTION_KEY].startswith(
-        "postgresql://"
-    )
+    login = decoded_secret(autoscaled, names.KEDA_DATABASE_SECRET)
+    url = urlsplit(login[names.KEDA_CONNECTION_KEY])
+    assert (url.scheme, url.username, unquote(url.password or "")) == ("postgresql", "airflow_keda", login["password"])
+    owner = urlsplit(decoded_secret(autoscaled, names.METADATA_SECRET)[names.METADATA_CONNECTION_KEY])
+    assert (url.hostname, url.port, url.path) == (owner.hostname, owner.port, owner.path)
+    # the owner's URL is not in KEDA's Secret, and KEDA's not in Airflow's
+    assert owner.password not in json.dumps(login)
+    assert set(decoded_secret(autoscaled, names.METADATA_SECRET)) == {names.METADATA_CONNECTION_KEY}
     password = decoded_secret(autoscaled, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY]
     for kind in ("ScaledObject", "TriggerAuthentication"):
         for name in autoscaled.names_of(kind):
@@ -407,6 +443,18 @@ def test_credentials_come_from_a_trigger_authentication_reading_the_core_secret(
             assert password not in text and "postgresql://" not in text
             for trigger in autoscaled.find(kind, name).get("spec", {}).get("triggers", []):
                 assert trigger["authenticationRef"] == {"name": names.KEDA_TRIGGER_AUTH}
+
+
+def test_the_migration_step_keeps_the_keda_role_in_sync_with_its_password(autoscaled: Evaluation) -> None:
+    deployment = autoscaled.find("Deployment", names.SCHEDULER)
+    [migrate] = [c for c in pod_spec(deployment)["initContainers"] if c["name"] == "migrate-database"]
+    environment = env_of(migrate)
+    assert environment[E.KEDA_ROLE] == "airflow_keda"
+    source = secret_file_source(deployment, migrate, environment[E.KEDA_PASSWORD_FILE])
+    assert source == (names.KEDA_DATABASE_SECRET, names.KEDA_PASSWORD_KEY)
+    # without KEDA there is no role to keep
+    [plain] = [c for c in pod_spec(evaluate_ok().find("Deployment", names.SCHEDULER))["initContainers"]]
+    assert E.KEDA_ROLE not in env_of(plain)
 
 
 def test_scaled_workloads_leave_replicas_to_keda(autoscaled: Evaluation) -> None:

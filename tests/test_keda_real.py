@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 from components.config import names
-from tests.local_pod import migrate_new_metadata_database
+from tests.local_pod import LocalPod, migrate_new_metadata_database
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
@@ -31,22 +31,41 @@ def stack() -> Evaluation:
     )
 
 
+@dataclass(frozen=True)
+class Connections:
+    owner: Any
+    """Airflow's own login: it writes the rows the scalers count."""
+    keda: Any
+    """KEDA's login, as its TriggerAuthentication gives it: read-only."""
+
+
+def local(url: str, postgres: PostgresServer) -> str:
+    return url.replace(f"{names.dns_name(names.POSTGRES, 'airflow')}:5432", f"127.0.0.1:{postgres.port}")
+
+
+def keda_url(stack: Evaluation, postgres: PostgresServer) -> str:
+    authentication = stack.find("TriggerAuthentication", names.KEDA_TRIGGER_AUTH)["spec"]["secretTargetRef"][0]
+    return local(decoded_secret(stack, authentication["name"])[authentication["key"]], postgres)
+
+
 @pytest.fixture(scope="module")
-def keda_connection(postgres: PostgresServer, stack: Evaluation) -> Iterator[Any]:
-    """A schema migrated by real Airflow, queried the way KEDA does: with the TriggerAuthentication's URL."""
+def connections(postgres: PostgresServer, stack: Evaluation) -> Iterator[Connections]:
+    """A schema migrated by real Airflow (the scheduler's migration step, which also made KEDA's role)."""
     migration = migrate_new_metadata_database(stack, postgres)
     assert migration.returncode == 0, migration.stderr[-3000:]
-    authentication = stack.find("TriggerAuthentication", names.KEDA_TRIGGER_AUTH)["spec"]["secretTargetRef"][0]
-    url = decoded_secret(stack, authentication["name"])[authentication["key"]]
-    host = names.dns_name(names.POSTGRES, "airflow")
-    connection = psycopg2.connect(url.replace(f"{host}:5432", f"127.0.0.1:{postgres.port}"))
-    connection.autocommit = True
-    with connection.cursor() as cursor:
+    assert "role 'airflow_keda' may SELECT task_instance, trigger and nothing else" in migration.stdout
+    owner_url = decoded_secret(stack, names.METADATA_SECRET)[names.METADATA_CONNECTION_KEY]
+    owner = psycopg2.connect(local(owner_url, postgres).replace("postgresql+psycopg2://", "postgresql://"))
+    keda = psycopg2.connect(keda_url(stack, postgres))
+    for connection in (owner, keda):
+        connection.autocommit = True
+    with owner.cursor() as cursor:
         cursor.execute(
             "INSERT INTO dag_run (dag_id, run_id, run_type, run_after) VALUES ('keda_test', 'run', 'manual', now())"
         )
-    yield connection
-    connection.close()
+    yield Connections(owner, keda)
+    owner.close()
+    keda.close()
 
 
 @dataclass(frozen=True)
@@ -144,12 +163,12 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_worker_scaled_object_query_and_replicas(case: str, keda_connection: Any, stack: Evaluation) -> None:
+def test_worker_scaled_object_query_and_replicas(case: str, connections: Connections, stack: Evaluation) -> None:
     rows, expected = CASES[case]
-    load(keda_connection, rows)
+    load(connections.owner, rows)
     for worker_set, (value, replicas) in expected.items():
         query, target, minimum, maximum = scaling(stack, names.worker_set(worker_set))
-        got = run(keda_connection, query)
+        got = run(connections.keda, query)
         assert got == value, (worker_set, got)
         assert keda_replicas(got, target, minimum, maximum) == replicas, worker_set
 
@@ -158,10 +177,55 @@ def test_worker_scaled_object_query_and_replicas(case: str, keda_connection: Any
     ("triggers", "value", "replicas"), [(0, 0, 1), (1, 1, 1), (100, 1, 1), (101, 2, 2), (1000, 10, 3)]
 )
 def test_triggerer_scaled_object_query_and_replicas(
-    triggers: int, value: int, replicas: int, keda_connection: Any, stack: Evaluation
+    triggers: int, value: int, replicas: int, connections: Connections, stack: Evaluation
 ) -> None:
-    load(keda_connection, [], triggers=triggers)
+    load(connections.owner, [], triggers=triggers)
     query, target, minimum, maximum = scaling(stack, names.TRIGGERER)
-    got = run(keda_connection, query)
+    got = run(connections.keda, query)
     assert got == value
     assert keda_replicas(got, target, minimum, maximum) == replicas
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT * FROM connection",
+        "SELECT * FROM variable",
+        "SELECT * FROM dag_run",
+        "SELECT * FROM ab_user",
+        "INSERT INTO trigger (classpath, kwargs, created_date) VALUES ('x', '{}', now())",
+        "UPDATE task_instance SET state = 'failed'",
+        "DELETE FROM trigger",
+        "CREATE TABLE keda_was_here (id int)",
+    ],
+)
+def test_keda_may_read_its_two_tables_and_nothing_else(statement: str, connections: Connections) -> None:
+    with connections.keda.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM task_instance")
+        cursor.execute("SELECT count(*) FROM trigger")
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cursor.execute(statement)
+
+
+def test_the_role_sync_is_idempotent_and_sets_the_stacks_password(
+    connections: Connections, stack: Evaluation, postgres: PostgresServer
+) -> None:
+    with connections.owner.cursor() as cursor:
+        cursor.execute("ALTER ROLE airflow_keda PASSWORD 'changed-behind-the-stacks-back'")
+        cursor.execute("GRANT SELECT ON connection TO airflow_keda")
+    scheduler = LocalPod(stack, "Deployment", names.SCHEDULER, postgres.port)
+    try:
+        again = scheduler.run("migrate-database", timeout=600)
+    finally:
+        scheduler.stop()
+    assert again.returncode == 0, again.stderr[-3000:]
+    # the stack's password works again, and the stray grant is gone
+    keda = psycopg2.connect(keda_url(stack, postgres))
+    keda.autocommit = True
+    try:
+        with keda.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM task_instance")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cursor.execute("SELECT * FROM connection")
+    finally:
+        keda.close()

@@ -69,14 +69,16 @@ ROUTINE: dict[str, tuple[str, dict[str, Any], set[str], set[str], set[str]]] = {
     "rotate the JWT secret": (
         "dev",
         {"rotation": {"jwtSecret": 1}},
-        {f"Secret/{names.KEYS_SECRET}"} | AIRFLOW_DEV,
+        # only the pods that read the JWT secret roll (each pod's checksum covers the keys it reads)
+        {f"Secret/{names.KEYS_SECRET}", f"Deployment/{names.API_SERVER}", f"Deployment/{names.SCHEDULER}"},
         set(),
         {"RandomBytes/jwt-secret"},
     ),
     "rotate the Redis password": (
         "prod",
         {"rotation": {"redisPassword": 1}},
-        {f"Secret/{names.REDIS_SECRET}", f"StatefulSet/{names.REDIS}"} | AIRFLOW_PROD,
+        {f"Secret/{names.REDIS_SECRET}", f"StatefulSet/{names.REDIS}", f"Deployment/{names.SCHEDULER}"}
+        | (AIRFLOW_PROD - AIRFLOW_DEV),
         set(),
         {"RandomPassword/redis-password"},
     ),
@@ -163,3 +165,13 @@ def test_the_checker_flags_changes_that_force_replacement() -> None:
 def test_config_map_and_secret_data_update_in_place_because_the_provider_says_so(dev: Evaluation) -> None:
     flags = provider_flags(dev)
     assert flags["enableConfigMapMutable"] and flags["enableSecretMutable"] and flags["enableServerSideApply"]
+
+
+def test_changing_the_kube_context_replaces_the_provider_and_every_object() -> None:
+    before = evaluate_ok("dev")
+    changes = diff(before, evaluate_ok("dev", kubeContext="kind-elsewhere"))
+    provider = changes.pop("kubernetes/kubernetes")
+    assert (provider.action, provider.forcing) == ("replaced", ("context",))
+    objects = {f"{o['kind']}/{o['metadata']['name']}" for o in before.kubernetes_objects()}
+    assert set(changes) == objects
+    assert all(change.action == "replaced" and "provider" in change.forcing for change in changes.values())

@@ -11,7 +11,12 @@ import pytest
 from cryptography.fernet import Fernet
 
 from components.config import names
-from components.foundation.credentials import DatabaseEndpoint, database_urls, external_database_urls
+from components.foundation.credentials import (
+    DatabaseEndpoint,
+    database_urls,
+    external_database_urls,
+    keda_database_secret,
+)
 from tests.support import Evaluation, Secret, decoded_secret, evaluate_ok, reveal
 from tools.mock_engine import evaluate, walk
 
@@ -99,9 +104,8 @@ def test_metadata_secret_points_airflow_at_the_headless_service(dev: Evaluation)
     assert airflow.port == 5432
     assert airflow.path == "/airflow"
     assert (airflow.username, unquote(airflow.password or "")) == ("airflow", password)
-    keda = urlsplit(urls[names.METADATA_KEDA_CONNECTION_KEY])
-    assert keda.scheme == "postgresql"
-    assert keda.hostname == airflow.hostname
+    # Airflow's own URL only: KEDA has its own login, Celery keeps results in Redis
+    assert set(urls) == {names.METADATA_CONNECTION_KEY}
 
 
 def test_user_and_password_are_url_quoted() -> None:
@@ -116,12 +120,19 @@ def test_user_and_password_are_url_quoted() -> None:
 
 def test_external_urls_are_derived_from_the_given_url() -> None:
     urls = external_database_urls("postgresql://u:p%40ss@db.example.com:6432/meta?sslmode=require")
+    assert urls == {
+        names.METADATA_CONNECTION_KEY: "postgresql+psycopg2://u:p%40ss@db.example.com:6432/meta?sslmode=require"
+    }
+    keda = keda_database_secret(urls[names.METADATA_CONNECTION_KEY], "airflow_keda", "k3da/pw")
     assert (
-        urls[names.METADATA_CONNECTION_KEY] == "postgresql+psycopg2://u:p%40ss@db.example.com:6432/meta?sslmode=require"
+        keda[names.KEDA_CONNECTION_KEY]
+        == "postgresql://airflow_keda:k3da%2Fpw@db.example.com:6432/meta?sslmode=require"
     )
-    assert urls[names.METADATA_KEDA_CONNECTION_KEY] == "postgresql://u:p%40ss@db.example.com:6432/meta?sslmode=require"
-    assert (
-        urls[names.METADATA_RESULT_BACKEND_KEY] == "db+postgresql://u:p%40ss@db.example.com:6432/meta?sslmode=require"
+    in_cluster = keda_database_secret(
+        "postgresql+psycopg2://a:b@airflow-postgres.ns.svc.cluster.local:5432/airflow", "r", "p"
+    )
+    assert in_cluster[names.KEDA_CONNECTION_KEY].endswith(
+        "@airflow-postgres.ns.svc.cluster.local:5432/airflow?sslmode=disable"
     )
 
 

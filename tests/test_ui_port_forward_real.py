@@ -21,7 +21,7 @@ import pytest
 
 from components.config import names
 from tests.local_pod import LocalPod, migrate_new_metadata_database, wait_for_http
-from tests.postgres_server import PostgresServer, free_port
+from tests.postgres_server import PostgresServer
 from tests.relay import TcpRelay
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 from tests.test_dags import EXAMPLE_DAGS
@@ -44,8 +44,8 @@ def start_api_server(stack: Evaluation, postgres: PostgresServer) -> RunningApiS
     for init in ("wait-for-migrations", "bootstrap-admin"):
         result = pod.run(init, timeout=600)
         assert result.returncode == 0, (init, result.stdout[-2000:], result.stderr[-2000:])
-    port = free_port()
-    process = pod.start("api-server", {"AIRFLOW__API__PORT": str(port)})
+    port = pod.port(names.API_SERVER_PORT)
+    process = pod.start("api-server")
     health = pod.container("api-server")["readinessProbe"]["httpGet"]["path"]
     status = wait_for_http(f"http://127.0.0.1:{port}{health}", timeout=600, process=process)
     assert status == 200, pod.log("api-server")[-3000:]

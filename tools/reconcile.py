@@ -35,6 +35,10 @@ FORCE_NEW: dict[str, tuple[str, ...]] = {
     "Secret": ("type", "stringData", "data"),
 }
 MUTABLE_WITH = {"ConfigMap": "enableConfigMapMutable", "Secret": "enableSecretMutable"}
+PROVIDER_TARGET = ("context", "cluster", "kubeconfig")
+"""Provider inputs that choose the cluster: a change replaces the provider, and with it every object it
+manages (deleted from the old cluster, created in the new one)."""
+PROVIDER_TYPE = "pulumi:providers:kubernetes"
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,21 @@ def diff(before: Evaluation, after: Evaluation) -> dict[str, Change]:
             effective = [p for p in paths if not any(_under(p, f) for f in registration.ignore_changes)]
             if not effective:
                 continue
-            forcing = forcing_paths(registration, effective, flags)
+            if registration.type == PROVIDER_TYPE:
+                forcing = [p for p in effective if p.split(".")[0] in PROVIDER_TARGET]
+            else:
+                forcing = forcing_paths(registration, effective, flags)
             changes[key] = Change(key, "replaced" if forcing else "changed", tuple(effective), tuple(forcing))
+    replaced_providers = {
+        new[key].urn
+        for key, change in changes.items()
+        if change.action == "replaced" and new[key].type == PROVIDER_TYPE
+    }
+    for key, registration in new.items():
+        # a provider reference is "<provider URN>::<provider id>"
+        if key in old and any(registration.provider.startswith(f"{urn}::") for urn in replaced_providers):
+            previous = changes.get(key)
+            paths = previous.paths if previous is not None else ()
+            forcing = (*(previous.forcing if previous is not None else ()), "provider")
+            changes[key] = Change(key, "replaced", paths, forcing)
     return changes

@@ -43,19 +43,17 @@ def base_volumes(config: StackConfig) -> list[Volume]:
     return [
         {"name": CONFIG_VOLUME, "configMap": {"name": names.AIRFLOW_CONFIG_MAP}},
         {"name": SCRIPTS_VOLUME, "configMap": {"name": names.SCRIPTS_CONFIG_MAP, "defaultMode": 0o444}},
-        *env.secret_volumes(env.secret_files(config)),
         builders.empty_dir("tmp", "1Gi"),
         builders.empty_dir("logs", "2Gi"),
     ]
 
 
-def base_mounts(config: StackConfig) -> list[VolumeMount]:
+def base_mounts(config: StackConfig, logs_read_only: bool = False) -> list[VolumeMount]:
     return [
         builders.mount(CONFIG_VOLUME, env.CONFIG_DIR, read_only=True),
         builders.mount(SCRIPTS_VOLUME, env.SCRIPTS_DIR, read_only=True),
-        *env.secret_mounts(env.secret_files(config)),
         builders.mount("tmp", "/tmp"),
-        builders.mount("logs", env.LOGS_DIR),
+        builders.mount("logs", env.LOGS_DIR, read_only=logs_read_only),
     ]
 
 
@@ -64,29 +62,45 @@ def base_mounts(config: StackConfig) -> list[VolumeMount]:
 
 @dataclass(frozen=True)
 class AirflowContainer:
-    """One Airflow process. ``args`` go to the image's entrypoint (dumb-init, then `airflow ...`)."""
+    """One Airflow process. ``args`` go to the image's entrypoint (dumb-init, then `airflow ...`);
+    None leaves them to whoever runs the pod (the KubernetesExecutor fills them in)."""
 
     name: str
-    args: list[str]
+    args: list[str] | None
     resources: ResourcesConfig
+    credentials: tuple[env.SecretFile, ...]
+    """Exactly the Secret keys this process reads; nothing else of any Secret is mounted."""
     extra_env: list[EnvVar] = field(default_factory=lambda: [])
+    extra_mounts: list[VolumeMount] = field(default_factory=lambda: [])
     ports: list[ContainerPort] = field(default_factory=lambda: [])
     probes: Probes = field(default_factory=lambda: {})
     lifecycle: Lifecycle | None = None
     dags: bool = True
+    logs_read_only: bool = False
+    sidecar: bool = False
+    """A native sidecar (an init container that keeps running beside the main containers)."""
 
 
-def container(config: StackConfig, spec: AirflowContainer, extra_mounts: Sequence[VolumeMount] = ()) -> Container:
+def container(config: StackConfig, spec: AirflowContainer) -> Container:
     built: Container = {
         "name": spec.name,
         "image": config.image.reference,
         "imagePullPolicy": config.image.pull_policy,
-        "args": spec.args,
-        "env": [*env.core_env(config), *spec.extra_env],
+        "env": [*env.core_env(config), *(file.env() for file in spec.credentials), *spec.extra_env],
         "resources": builders.resources(spec.resources.requests, spec.resources.limits),
         "securityContext": builders.container_security_context(),
-        "volumeMounts": [*base_mounts(config), *(dag_sources.mounts(config) if spec.dags else []), *extra_mounts],
+        "volumeMounts": [
+            *base_mounts(config, spec.logs_read_only),
+            # one mount per file, even when two settings read the same one (Celery's broker and results)
+            *{file.path: file.mount() for file in spec.credentials}.values(),
+            *(dag_sources.mounts(config) if spec.dags else []),
+            *spec.extra_mounts,
+        ],
     }
+    if spec.args is not None:
+        built["args"] = spec.args
+    if spec.sidecar:
+        built["restartPolicy"] = "Always"
     sources = env.env_from(config)
     if sources:
         built["envFrom"] = sources
@@ -106,25 +120,15 @@ def container(config: StackConfig, spec: AirflowContainer, extra_mounts: Sequenc
     return built
 
 
-def wait_for_migrations(config: StackConfig, resources: ResourcesConfig) -> Container:
+def wait_for_migrations(config: StackConfig, resources: ResourcesConfig) -> AirflowContainer:
     """Init container: hold the pod until the database is reachable and migrated (bounded)."""
-    return container(
-        config,
-        AirflowContainer(
-            name="wait-for-migrations",
-            args=["bash", env.WAIT_FOR_MIGRATIONS],
-            resources=resources,
-            extra_env=[builders.env(E.MIGRATION_WAIT_TIMEOUT, str(config.migration_wait_timeout_seconds))],
-            dags=False,
-        ),
-    )
-
-
-def migrate_database(config: StackConfig, resources: ResourcesConfig) -> Container:
-    """Init container: `airflow db migrate` (Airflow holds a database lock; a second runner waits)."""
-    return container(
-        config,
-        AirflowContainer(name="migrate-database", args=["airflow", "db", "migrate"], resources=resources, dags=False),
+    return AirflowContainer(
+        name="wait-for-migrations",
+        args=["bash", env.WAIT_FOR_MIGRATIONS],
+        resources=resources,
+        credentials=env.migration_wait_credentials(config),
+        extra_env=[builders.env(E.MIGRATION_WAIT_TIMEOUT, str(config.migration_wait_timeout_seconds))],
+        dags=False,
     )
 
 
@@ -174,31 +178,42 @@ def pod_spec(
     config: StackConfig,
     service_account: str,
     mounts_api_token: bool,
-    containers: Sequence[Container],
-    init_containers: Sequence[Container] = (),
+    containers: Sequence[AirflowContainer],
+    init_containers: Sequence[AirflowContainer] = (),
     extra_volumes: Sequence[Volume] = (),
     termination_grace_period_seconds: int = 60,
     dag_paths: Mapping[str, str] | None = None,
     dag_sidecar: bool = True,
 ) -> PodSpec:
-    """A hardened Airflow pod: uid 50000/gid 0, token only where the API is called.
+    """A hardened Airflow pod: uid 50000/gid 0, token only where the API is called, and each container
+    mounting exactly the Secret keys it reads.
 
     ``dag_paths`` maps the DAG ConfigMap's keys to file paths (ConfigMap delivery). ``dag_sidecar``
     False leaves out the container that keeps the DAGs current (pods that run to completion).
+    Airflow sidecars (``AirflowContainer.sidecar``) among ``init_containers`` start after the others.
     """
-    # One DAG checkout first; the sidecar that keeps it current starts after the other init steps.
+    steps = [spec for spec in init_containers if not spec.sidecar]
+    sidecars = [spec for spec in init_containers if spec.sidecar]
+    # One DAG checkout first; the sidecars that keep running start after the other init steps.
     init = [
         *dag_sources.init_containers(config),
-        *init_containers,
+        *(container(config, spec) for spec in steps),
         *(dag_sources.sidecars(config) if dag_sidecar else []),
+        *(container(config, spec) for spec in sidecars),
     ]
+    credentials = [file for spec in (*containers, *init_containers) for file in spec.credentials]
     spec: PodSpec = {
         "serviceAccountName": service_account,
         "automountServiceAccountToken": mounts_api_token,
         "securityContext": builders.pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),
         "terminationGracePeriodSeconds": termination_grace_period_seconds,
-        "containers": list(containers),
-        "volumes": [*base_volumes(config), *dag_sources.volumes(config, dag_paths), *extra_volumes],
+        "containers": [container(config, spec) for spec in containers],
+        "volumes": [
+            *base_volumes(config),
+            *env.secret_volumes(credentials),
+            *dag_sources.volumes(config, dag_paths),
+            *extra_volumes,
+        ],
     }
     if init:
         spec["initContainers"] = init

@@ -34,6 +34,8 @@ FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthM
 HOSTNAME_CALLABLE = "airflow.utils.net.get_host_ip_address"
 WAIT_FOR_MIGRATIONS = f"{SCRIPTS_DIR}/wait-for-migrations.sh"
 BOOTSTRAP_ADMIN = f"{SCRIPTS_DIR}/bootstrap-admin.py"
+MIGRATE_DATABASE = f"{SCRIPTS_DIR}/migrate-database.py"
+LOG_SERVER = f"{SCRIPTS_DIR}/log-server.py"
 XCOM_SIDECAR_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}}
 
 
@@ -93,51 +95,101 @@ def kubernetes_connection(config: StackConfig) -> str:
 
 @dataclass(frozen=True)
 class SecretFile:
-    """One Airflow setting read from a mounted Secret key through its ``_CMD`` variant."""
+    """One Secret key a process reads, mounted read-only as a file (its own subPath: nothing else of
+    the Secret is visible). Airflow settings read it through their ``_CMD`` variant (``cat <path>``);
+    other variables get the path itself."""
 
     variable: str
     secret: str
     key: str
+    airflow_setting: bool = True
 
     @property
     def path(self) -> str:
         return f"{SECRETS_DIR}/{self.secret}/{self.key}"
 
+    @property
+    def volume(self) -> str:
+        return f"secret-{self.secret}"
 
-def secret_files(config: StackConfig) -> list[SecretFile]:
-    """Airflow's credentials: mounted read-only, never in the environment (which task processes inherit)."""
-    files = [
-        SecretFile(E.SQL_ALCHEMY_CONN, names.METADATA_SECRET, names.METADATA_CONNECTION_KEY),
-        SecretFile(E.FERNET_KEY, names.KEYS_SECRET, names.FERNET_KEY),
-        SecretFile(E.API_SECRET_KEY, names.KEYS_SECRET, names.API_SECRET_KEY),
-        SecretFile(E.JWT_SECRET, names.KEYS_SECRET, names.JWT_SECRET_KEY),
-    ]
-    if config.uses_celery:
-        files += [
-            SecretFile(E.CELERY_BROKER_URL, names.REDIS_SECRET, names.REDIS_BROKER_URL_KEY),
-            SecretFile(E.CELERY_RESULT_BACKEND, names.METADATA_SECRET, names.METADATA_RESULT_BACKEND_KEY),
-        ]
-    return files
+    def env(self) -> EnvVar:
+        if self.airflow_setting:
+            # Airflow runs `<setting>_CMD` (no shell) and uses its output: the value stays in a file.
+            return builders.env(f"{self.variable}_CMD", f"cat {self.path}")
+        return builders.env(self.variable, self.path)
+
+    def mount(self) -> VolumeMount:
+        return builders.mount(self.volume, self.path, read_only=True, sub_path=self.key)
 
 
-def secret_volume(secret: str, keys: Sequence[str]) -> Volume:
-    """Only the keys a pod needs, readable by the pod's group (gid 0) and nobody else."""
-    items: list[KeyToPath] = [{"key": key, "path": key} for key in sorted(set(keys))]
-    return {"name": f"secret-{secret}", "secret": {"secretName": secret, "items": items, "defaultMode": 0o440}}
+METADATA_URL = SecretFile(E.SQL_ALCHEMY_CONN, names.METADATA_SECRET, names.METADATA_CONNECTION_KEY)
+FERNET_KEY = SecretFile(E.FERNET_KEY, names.KEYS_SECRET, names.FERNET_KEY)
+API_SECRET_KEY = SecretFile(E.API_SECRET_KEY, names.KEYS_SECRET, names.API_SECRET_KEY)
+JWT_SECRET = SecretFile(E.JWT_SECRET, names.KEYS_SECRET, names.JWT_SECRET_KEY)
+CELERY_BROKER = SecretFile(E.CELERY_BROKER_URL, names.REDIS_SECRET, names.REDIS_BROKER_URL_KEY)
+# Celery keeps task results in Redis too: Celery workers then need no database credentials at all.
+CELERY_RESULTS = SecretFile(E.CELERY_RESULT_BACKEND, names.REDIS_SECRET, names.REDIS_BROKER_URL_KEY)
+
+
+def celery(config: StackConfig) -> tuple[SecretFile, ...]:
+    return (CELERY_BROKER, CELERY_RESULTS) if config.uses_celery else ()
+
+
+def api_server_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
+    """Serves the UI (sessions: the API secret key), the REST API (connections: Fernet) and the
+    execution API (task tokens: the JWT secret); signs the tokens it fetches task logs with."""
+    return (METADATA_URL, FERNET_KEY, API_SECRET_KEY, JWT_SECRET)
+
+
+def scheduler_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
+    """Signs the task tokens executors hand out (JWT); with LocalExecutor it also serves task logs."""
+    log_server = (API_SECRET_KEY,) if config.runs_tasks_in_scheduler else ()
+    return (METADATA_URL, FERNET_KEY, JWT_SECRET, *log_server, *celery(config))
+
+
+def dag_processor_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
+    """Parses DAGs against the database through its in-process execution API: no token to sign."""
+    return (METADATA_URL, FERNET_KEY)
+
+
+def triggerer_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
+    """Runs triggers against the database (in-process execution API); serves the trigger logs."""
+    return (METADATA_URL, FERNET_KEY, API_SECRET_KEY)
+
+
+def log_server_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
+    """The log server beside a Celery worker: checks the api-server's log tokens (the API secret key)."""
+    return (API_SECRET_KEY,)
+
+
+def celery_worker_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
+    """Runs task code: only the broker. Tasks reach Airflow through the execution API with the token
+    the scheduler gave them."""
+    return celery(config)
+
+
+def task_pod_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
+    """A KubernetesExecutor task pod runs task code: nothing but the token in its workload."""
+    return ()
+
+
+def migration_wait_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
+    return (METADATA_URL,)
 
 
 def secret_volumes(files: Sequence[SecretFile]) -> list[Volume]:
-    by_secret: dict[str, list[str]] = {}
+    """One volume per Secret, holding only the keys some container of the pod reads, readable by the
+    pod's group (gid 0) and nobody else."""
+    by_secret: dict[str, set[str]] = {}
     for file in files:
-        by_secret.setdefault(file.secret, []).append(file.key)
-    return [secret_volume(secret, keys) for secret, keys in sorted(by_secret.items())]
-
-
-def secret_mounts(files: Sequence[SecretFile]) -> list[VolumeMount]:
-    return [
-        builders.mount(f"secret-{secret}", f"{SECRETS_DIR}/{secret}", read_only=True)
-        for secret in sorted({file.secret for file in files})
-    ]
+        by_secret.setdefault(file.secret, set()).add(file.key)
+    volumes: list[Volume] = []
+    for secret, keys in sorted(by_secret.items()):
+        items: list[KeyToPath] = [{"key": key, "path": key} for key in sorted(keys)]
+        volumes.append(
+            {"name": f"secret-{secret}", "secret": {"secretName": secret, "items": items, "defaultMode": 0o440}}
+        )
+    return volumes
 
 
 # --- environment ----------------------------------------------------------------------------------
@@ -157,8 +209,6 @@ def core_env(config: StackConfig) -> list[EnvVar]:
         *([builders.env(E.API_BASE_URL, public)] if (public := base_url(config)) else []),
         # Task processes always reach the execution API inside the cluster, whatever users open.
         builders.env(E.EXECUTION_API_SERVER_URL, execution_api_url(config)),
-        # Airflow runs `<setting>_CMD` (no shell) and uses its output: the value stays in a file.
-        *(builders.env(f"{file.variable}_CMD", f"cat {file.path}") for file in secret_files(config)),
         builders.env(E.KUBERNETES_CONNECTION, kubernetes_connection(config)),
         # What DAGs may know about the stack (dags/stack_context.py).
         builders.env(E.NAMESPACE, config.namespace),

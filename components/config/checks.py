@@ -24,6 +24,7 @@ _IMAGE = re.compile(
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
 _SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL|_CONN\b|FERNET|_KEY$")
 
@@ -98,6 +99,10 @@ def http_url(value: str) -> str | None:
     if parts.scheme in ("http", "https") and parts.hostname and not parts.query and not parts.fragment:
         return None
     return 'must be an http(s) URL without query or fragment, e.g. "https://airflow.example.com"'
+
+
+def database_role(value: str) -> str | None:
+    return None if _ROLE.match(value) else "must be a PostgreSQL role name: lowercase letters, digits and '_'"
 
 
 def duration(value: str) -> str | None:
@@ -181,6 +186,7 @@ ImageRepository = Annotated[str, _checked(image_repository)]
 ImageTag = Annotated[str, _checked(image_tag)]
 ImageDigest = Annotated[str, _checked(image_digest)]
 HttpUrl = Annotated[str, _checked(http_url)]
+DatabaseRole = Annotated[str, _checked(database_role)]
 Duration = Annotated[str, _checked(duration), Field(json_schema_extra={"pattern": _DURATION.pattern})]
 EnvNames = Annotated[dict[str, str], _checked(env_names)]
 SecretNames = Annotated[list[str], _checked(secret_names)]

@@ -9,8 +9,6 @@ The derived facts the program needs (which executors run, what is autoscaled, ho
 properties of :class:`StackConfig`, each defined once here.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Iterator
 from typing import Literal
@@ -205,6 +203,10 @@ class WorkerSetConfig(Section):
     resources: ResourcesConfig = Field(
         default_factory=lambda: resources("500m", "1Gi", "2", "3Gi"), description="Worker container resources."
     )
+    log_server_resources: ResourcesConfig = Field(
+        default_factory=lambda: resources("50m", "256Mi", "500m", "384Mi"),
+        description="Resources of the log-server sidecar (it serves task logs; the worker itself holds no key).",
+    )
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="KEDA settings for this set.")
 
     def rules(self) -> Iterator[Rule]:
@@ -221,6 +223,13 @@ class KedaConfig(Section):
     enabled: bool = Field(default=False, description="Autoscale Celery workers with KEDA (KEDA must be installed).")
     operator_namespace: checks.DnsLabel = Field(
         default="keda", description="Namespace of the KEDA operator (allowed to reach Postgres)."
+    )
+    database_role: checks.DatabaseRole = Field(
+        default="airflow_keda",
+        description=(
+            "Read-only database role KEDA logs in as: the migration step creates it and keeps it to "
+            "SELECT on task_instance and trigger (the database user needs CREATEROLE)."
+        ),
     )
 
 
@@ -379,7 +388,12 @@ class StackConfig(Section):
 
     namespace: checks.DnsLabel = Field(default="airflow", description="Namespace that holds the whole stack.")
     kube_context: str | None = Field(
-        default=None, description="kubeconfig context to deploy to; unset uses the current context."
+        default=None,
+        description=(
+            "kubeconfig context to deploy to; unset uses the current context. Changing it on an existing "
+            "stack replaces the Kubernetes provider and with it every object (deleted from the old "
+            "cluster, created in the new one): make a new stack instead."
+        ),
     )
     pod_security_level: PodSecurityLevel = Field(
         default="restricted", description="Pod Security Standard enforced on the namespace."

@@ -43,9 +43,10 @@ def role_binding(identity: str, role: str) -> str:
 METADATA_SECRET = "airflow-metadata"
 METADATA_CONNECTION_KEY = "connection"
 """SQLAlchemy URL Airflow uses (postgresql+psycopg2://)."""
-METADATA_KEDA_CONNECTION_KEY = "keda-connection"
-"""Plain postgresql:// URL for KEDA's postgresql scaler."""
-METADATA_RESULT_BACKEND_KEY = "celery-result-backend"
+KEDA_DATABASE_SECRET = "airflow-keda-database"
+"""KEDA's own read-only database login: its password (for the migration step) and its URL (for KEDA)."""
+KEDA_PASSWORD_KEY = "password"
+KEDA_CONNECTION_KEY = "connection"
 
 POSTGRES_SECRET = "airflow-postgres-credentials"
 POSTGRES_PASSWORD_KEY = "password"
@@ -196,6 +197,8 @@ class AirflowEnv:
     ADMIN_PASSWORD_FILE = "AIRFLOW_K8S_ADMIN_PASSWORD_FILE"
     ADMIN_EMAIL = "AIRFLOW_K8S_ADMIN_EMAIL"
     MIGRATION_WAIT_TIMEOUT = "AIRFLOW_K8S_MIGRATION_WAIT_TIMEOUT"
+    KEDA_ROLE = "AIRFLOW_K8S_KEDA_ROLE"
+    KEDA_PASSWORD_FILE = "AIRFLOW_K8S_KEDA_PASSWORD_FILE"
     WORKER_QUEUES = "AIRFLOW_K8S_WORKER_QUEUES"
     DRAIN_SECONDS = "AIRFLOW_K8S_DRAIN_SECONDS"
     # the contract with DAGs (dags/stack_context.py)

@@ -19,33 +19,31 @@ from components.kube import builders, objects
 from components.kube.wiring import IdentityHandle, SecretHandle
 
 if TYPE_CHECKING:
-    from components.kube.manifest_types import Container, PodSpec, ServiceManifest
+    from components.kube.manifest_types import PodSpec, ServiceManifest
 
 E = names.AirflowEnv
 PORT_NAME = "http"
 
-ADMIN_PASSWORD = env.SecretFile(E.ADMIN_PASSWORD_FILE, names.ADMIN_SECRET, names.ADMIN_PASSWORD_KEY)
+ADMIN_PASSWORD = env.SecretFile(
+    E.ADMIN_PASSWORD_FILE, names.ADMIN_SECRET, names.ADMIN_PASSWORD_KEY, airflow_setting=False
+)
 
 
-def bootstrap_admin(config: StackConfig) -> Container:
+def bootstrap_admin(config: StackConfig) -> pods.AirflowContainer:
     """Init container: make the generated admin login work (create the user, or reset its password).
 
     Only this container mounts the admin password.
     """
-    return pods.container(
-        config,
-        pods.AirflowContainer(
-            name="bootstrap-admin",
-            args=["python", env.BOOTSTRAP_ADMIN],
-            resources=config.api_server.resources,
-            extra_env=[
-                builders.env(E.ADMIN_USERNAME, config.auth.admin_username),
-                builders.env(E.ADMIN_EMAIL, config.auth.admin_email),
-                builders.env(E.ADMIN_PASSWORD_FILE, ADMIN_PASSWORD.path),
-            ],
-            dags=False,
-        ),
-        env.secret_mounts([ADMIN_PASSWORD]),
+    return pods.AirflowContainer(
+        name="bootstrap-admin",
+        args=["python", env.BOOTSTRAP_ADMIN],
+        resources=config.api_server.resources,
+        credentials=(*env.api_server_credentials(config), ADMIN_PASSWORD),
+        extra_env=[
+            builders.env(E.ADMIN_USERNAME, config.auth.admin_username),
+            builders.env(E.ADMIN_EMAIL, config.auth.admin_email),
+        ],
+        dags=False,
     )
 
 
@@ -64,6 +62,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         name="api-server",
         args=["airflow", "api-server"],
         resources=resources,
+        credentials=env.api_server_credentials(config),
         extra_env=[builders.env(E.API_WORKERS, str(config.api_server.workers))],
         ports=[{"name": PORT_NAME, "containerPort": names.API_SERVER_PORT, "protocol": "TCP"}],
         probes=probes(config),
@@ -73,9 +72,8 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         config,
         service_account=identity.name,
         mounts_api_token=identity.calls_kubernetes_api,
-        containers=[pods.container(config, server)],
+        containers=[server],
         init_containers=[pods.wait_for_migrations(config, resources), bootstrap_admin(config)],
-        extra_volumes=env.secret_volumes([ADMIN_PASSWORD]),
         dag_paths=dag_paths,
     )
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from components.airflow_pods import containers as pods
+from components.airflow_pods import environment as env
 from components.airflow_pods.workload import AirflowPodHandles, WorkloadSpec, register_workload
 from components.config import names
 from components.config.model import StackConfig
@@ -26,6 +27,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         name="dag-processor",
         args=["airflow", "dag-processor"],
         resources=resources,
+        credentials=env.dag_processor_credentials(config),
         probes=pods.jobs_check_probes("DagProcessorJob"),
     )
     identity = identities(config)[names.DAG_PROCESSOR]
@@ -33,7 +35,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         config,
         service_account=identity.name,
         mounts_api_token=identity.calls_kubernetes_api,
-        containers=[pods.container(config, processor)],
+        containers=[processor],
         init_containers=[pods.wait_for_migrations(config, resources)],
         dag_paths=dag_paths,
     )

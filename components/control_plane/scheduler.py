@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from components.airflow_pods import containers as pods
+from components.airflow_pods import environment as env
 from components.airflow_pods.workload import AirflowPodHandles, WorkloadSpec, register_workload
 from components.config import names
 from components.config.model import StackConfig
 from components.control_plane import task_pod_template
 from components.foundation.identities import identities
 from components.kube import builders, objects
-from components.kube.wiring import ConfigMapHandle, IdentityHandle
+from components.kube.wiring import ConfigMapHandle, IdentityHandle, SecretHandle
 
 if TYPE_CHECKING:
     from components.kube.manifest_types import ContainerPort, PodSpec
@@ -33,6 +34,29 @@ def probes() -> pods.Probes:
     }
 
 
+KEDA_PASSWORD = env.SecretFile(
+    E.KEDA_PASSWORD_FILE, names.KEDA_DATABASE_SECRET, names.KEDA_PASSWORD_KEY, airflow_setting=False
+)
+
+
+def migrate_database(config: StackConfig) -> pods.AirflowContainer:
+    """Init container: `airflow db migrate` (Airflow holds a database lock; a second runner waits), then
+    the KEDA role kept in sync (it may read task_instance and trigger, nothing else)."""
+    keda: tuple[env.SecretFile, ...] = ()
+    keda_env = []
+    if config.keda.enabled:
+        keda = (KEDA_PASSWORD,)
+        keda_env = [builders.env(E.KEDA_ROLE, config.keda.database_role)]
+    return pods.AirflowContainer(
+        name="migrate-database",
+        args=["python", env.MIGRATE_DATABASE],
+        resources=config.scheduler.resources,
+        credentials=(env.METADATA_URL, *keda),
+        extra_env=keda_env,
+        dags=False,
+    )
+
+
 def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) -> PodSpec:
     resources = config.scheduler.resources
     ports: list[ContainerPort] = [
@@ -45,6 +69,8 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         name="scheduler",
         args=["airflow", "scheduler"],
         resources=resources,
+        credentials=env.scheduler_credentials(config),
+        extra_mounts=task_pod_template.scheduler_mounts(config),
         extra_env=[
             # Only the scheduler (its executor) reads [core] parallelism; elsewhere it would roll pods
             # for nothing when the capacity changes.
@@ -61,9 +87,9 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         config,
         service_account=identity.name,
         mounts_api_token=identity.calls_kubernetes_api,
-        containers=[pods.container(config, scheduler, task_pod_template.scheduler_mounts(config))],
+        containers=[scheduler],
         # Every scheduler pod migrates first: an image upgrade migrates before new pods serve.
-        init_containers=[pods.migrate_database(config, resources)],
+        init_containers=[migrate_database(config)],
         extra_volumes=task_pod_template.scheduler_volumes(config),
         dag_paths=dag_paths,
     )
@@ -85,6 +111,8 @@ class SchedulerArgs:
     identity: IdentityHandle
     task_pod_template: ConfigMapHandle | None
     """The KubernetesExecutor's pod template (None without that executor)."""
+    keda_login: SecretHandle | None = None
+    """KEDA's database login, whose role the migration step keeps in sync (None without KEDA)."""
     dag_paths: Mapping[str, str] | None = None
 
 
@@ -100,6 +128,6 @@ class Scheduler(pulumi.ComponentResource):
             workload(args.config, args.dag_paths),
             shared.namespace,
             args.identity,
-            [*shared.content(), args.task_pod_template],
+            [*shared.content(), args.task_pod_template, args.keda_login],
         ).deployment
         self.register_outputs({})

@@ -50,16 +50,15 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
     identity = identities(config)[names.WORKER]
     worker = pods.AirflowContainer(
         name=BASE_CONTAINER,
-        args=[],
+        args=None,
         resources=config.kubernetes_executor.worker_resources,
+        credentials=env.task_pod_credentials(config),
     )
-    container = pods.container(config, worker)
-    del container["args"]
     spec = pods.pod_spec(
         config,
         service_account=identity.name,
         mounts_api_token=identity.calls_kubernetes_api,
-        containers=[container],
+        containers=[worker],
         dag_paths=dag_paths,
         # A task pod runs to completion: a long-running DAG sidecar would keep it alive forever.
         dag_sidecar=False,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from components.airflow_pods import containers as pods
+from components.airflow_pods import environment as env
 from components.airflow_pods.workload import AirflowPodHandles, WorkloadSpec, register_workload
 from components.config import names
 from components.config.model import StackConfig
@@ -28,6 +29,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         name="triggerer",
         args=["airflow", "triggerer"],
         resources=resources,
+        credentials=env.triggerer_credentials(config),
         extra_env=[builders.env(E.TRIGGERER_CAPACITY, str(config.triggerer.capacity))],
         ports=[{"name": "trigger-logs", "containerPort": names.TRIGGERER_LOG_PORT, "protocol": "TCP"}],
         probes={
@@ -41,7 +43,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         config,
         service_account=identity.name,
         mounts_api_token=identity.calls_kubernetes_api,
-        containers=[pods.container(config, triggerer)],
+        containers=[triggerer],
         init_containers=[pods.wait_for_migrations(config, resources)],
         dag_paths=dag_paths,
     )

@@ -2,9 +2,10 @@
 
 Each ScaledObject's postgresql trigger asks the metadata database how many worker pods the set's work
 needs: queued and running task instances on the set's queues, divided by the set's
-worker_concurrency (the same value the workers run with), against a target of 1 per pod. The
-credentials come from a TriggerAuthentication that reads the plain postgresql:// URL from the core
-Secret; no connection string or password appears in a ScaledObject. KEDA itself must be installed.
+worker_concurrency (the same value the workers run with), against a target of 1 per pod. KEDA logs
+in as its own role, which may only SELECT task_instance and trigger (the scheduler's migration step
+keeps it so); a TriggerAuthentication reads that login's URL from its own Secret, so no connection
+string or password appears in a ScaledObject. KEDA itself must be installed.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def trigger_authentication_manifest(config: StackConfig) -> TriggerAuthenticatio
             "secretTargetRef": [
                 {
                     "parameter": names.KEDA_CONNECTION_PARAMETER,
-                    "name": names.METADATA_SECRET,
-                    "key": names.METADATA_KEDA_CONNECTION_KEY,
+                    "name": names.KEDA_DATABASE_SECRET,
+                    "key": names.KEDA_CONNECTION_KEY,
                 }
             ]
         },
@@ -131,8 +132,8 @@ def scalings(config: StackConfig) -> list[Scaling]:
 class AutoscalingArgs:
     config: StackConfig
     namespace: NamespaceHandle
-    metadata: SecretHandle
-    """The Secret the TriggerAuthentication reads KEDA's database URL from."""
+    login: SecretHandle
+    """KEDA's own read-only database login, which the TriggerAuthentication reads its URL from."""
     targets: Mapping[str, pulumi.Resource]
     """The Deployments KEDA scales, by name."""
 
@@ -146,12 +147,12 @@ class Autoscaling(pulumi.ComponentResource):
         missing = sorted(scaling.target for scaling in found if scaling.target not in args.targets)
         if missing:
             raise WiringError(f"no Deployment handle for the scaled workloads {missing}")
-        if names.METADATA_KEDA_CONNECTION_KEY not in args.metadata.keys:
-            raise WiringError(f"Secret {args.metadata.name!r} has no key {names.METADATA_KEDA_CONNECTION_KEY!r}")
-        # KEDA reads the metadata Secret through the TriggerAuthentication.
+        if names.KEDA_CONNECTION_KEY not in args.login.keys:
+            raise WiringError(f"Secret {args.login.name!r} has no key {names.KEDA_CONNECTION_KEY!r}")
+        # KEDA reads its login through the TriggerAuthentication: its own role, read-only.
         authentication = objects.register(
             trigger_authentication_manifest(args.config),
-            objects.child_opts(self, [args.namespace.resource, args.metadata.resource]),
+            objects.child_opts(self, [args.namespace.resource, args.login.resource]),
         )
         for scaling in found:
             manifest = scaled_object_manifest(args.config, scaling)

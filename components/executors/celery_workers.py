@@ -45,9 +45,23 @@ def probes() -> pods.Probes:
     return {
         "startupProbe": pods.exec_probe(ping, period=15, timeout=45, failures=20),
         "livenessProbe": pods.exec_probe(ping, period=60, timeout=45, failures=5),
-        # The log server answering is what the api-server needs from a worker.
-        "readinessProbe": pods.tcp_probe("task-logs", period=15, timeout=5, failures=3),
     }
+
+
+def log_server(config: StackConfig, worker_set: WorkerSetConfig) -> pods.AirflowContainer:
+    """A native sidecar serving the worker's task logs: the only container of the pod with the API key."""
+    return pods.AirflowContainer(
+        name="log-server",
+        args=["python", env.LOG_SERVER],
+        resources=worker_set.log_server_resources,
+        credentials=env.log_server_credentials(config),
+        ports=[{"name": "task-logs", "containerPort": names.WORKER_LOG_PORT, "protocol": "TCP"}],
+        # The log server answering is what the api-server needs from a worker.
+        probes={"readinessProbe": pods.tcp_probe("task-logs", period=15, timeout=5, failures=3)},
+        dags=False,
+        logs_read_only=True,
+        sidecar=True,
+    )
 
 
 def pod_spec(config: StackConfig, worker_set: WorkerSetConfig, dag_paths: Mapping[str, str] | None = None) -> PodSpec:
@@ -55,14 +69,14 @@ def pod_spec(config: StackConfig, worker_set: WorkerSetConfig, dag_paths: Mappin
     concurrency = str(worker_set.concurrency)
     worker = pods.AirflowContainer(
         name="worker",
-        args=["airflow", "celery", "worker", "--queues", queues, "--concurrency", concurrency],
+        args=["airflow", "celery", "worker", "--queues", queues, "--concurrency", concurrency, "--skip-serve-logs"],
         resources=worker_set.resources,
+        credentials=env.celery_worker_credentials(config),
         extra_env=[
             builders.env(E.CELERY_WORKER_CONCURRENCY, concurrency),
             builders.env(E.WORKER_QUEUES, queues),
             builders.env(E.DRAIN_SECONDS, str(drain_seconds(worker_set))),
         ],
-        ports=[{"name": "task-logs", "containerPort": names.WORKER_LOG_PORT, "protocol": "TCP"}],
         probes=probes(),
         # Stop consuming, then wait for running tasks, before SIGTERM: scaling down kills no task.
         lifecycle={"preStop": {"exec": {"command": ["python", DRAIN_SCRIPT]}}},
@@ -72,8 +86,9 @@ def pod_spec(config: StackConfig, worker_set: WorkerSetConfig, dag_paths: Mappin
         config,
         service_account=identity.name,
         mounts_api_token=identity.calls_kubernetes_api,
-        containers=[pods.container(config, worker)],
-        init_containers=[pods.wait_for_migrations(config, worker_set.resources)],
+        containers=[worker],
+        # No wait for migrations: workers never touch the database, they call the execution API.
+        init_containers=[log_server(config, worker_set)],
         termination_grace_period_seconds=worker_set.termination_grace_period_seconds,
         dag_paths=dag_paths,
     )

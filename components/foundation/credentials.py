@@ -60,26 +60,29 @@ def in_cluster_endpoint(config: StackConfig) -> DatabaseEndpoint:
 
 
 def database_urls(endpoint: DatabaseEndpoint, password: str) -> dict[str, str]:
-    """The metadata Secret's content: one URL per consumer, user and password URL-quoted."""
+    """The metadata Secret's content: Airflow's SQLAlchemy URL, user and password URL-quoted."""
     credentials = f"{quote(endpoint.user, safe='')}:{quote(password, safe='')}"
     location = f"{endpoint.host}:{endpoint.port}/{endpoint.database}"
-    return {
-        names.METADATA_CONNECTION_KEY: f"postgresql+psycopg2://{credentials}@{location}",
-        # The in-cluster server has no TLS; say so rather than let clients probe for it.
-        names.METADATA_KEDA_CONNECTION_KEY: f"postgresql://{credentials}@{location}?sslmode=disable",
-        names.METADATA_RESULT_BACKEND_KEY: f"db+postgresql://{credentials}@{location}",
-    }
+    return {names.METADATA_CONNECTION_KEY: f"postgresql+psycopg2://{credentials}@{location}"}
 
 
 def external_database_urls(url: str) -> dict[str, str]:
-    """The same three URLs derived from a user-supplied SQLAlchemy URL."""
+    """The same from a user-supplied SQLAlchemy URL (any query, e.g. sslmode, kept)."""
     parts = urlsplit(url)
-    plain = urlunsplit(("postgresql", *parts[1:]))
-    return {
-        names.METADATA_CONNECTION_KEY: urlunsplit(("postgresql+psycopg2", *parts[1:])),
-        names.METADATA_KEDA_CONNECTION_KEY: plain,
-        names.METADATA_RESULT_BACKEND_KEY: f"db+{plain}",
-    }
+    return {names.METADATA_CONNECTION_KEY: urlunsplit(("postgresql+psycopg2", *parts[1:]))}
+
+
+def keda_database_secret(metadata_url: str, role: str, password: str) -> dict[str, str]:
+    """KEDA's login: its role and password at the metadata database's address (same host, port, options).
+
+    The in-cluster server has no TLS: its URL says so rather than let clients probe for it.
+    """
+    parts = urlsplit(metadata_url)
+    host = parts.hostname or ""
+    location = f"{host}:{parts.port or names.POSTGRES_PORT}{parts.path}"
+    query = parts.query or ("sslmode=disable" if host.endswith(".svc.cluster.local") else "")
+    url = f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}@{location}" + (f"?{query}" if query else "")
+    return {names.KEDA_PASSWORD_KEY: password, names.KEDA_CONNECTION_KEY: url}
 
 
 def connection_env(connections: Mapping[str, str]) -> dict[str, str]:
@@ -120,9 +123,8 @@ def register_secret(
 
 # --- component ---------------------------------------------------------------------------------------
 
-METADATA_KEYS = frozenset(
-    {names.METADATA_CONNECTION_KEY, names.METADATA_KEDA_CONNECTION_KEY, names.METADATA_RESULT_BACKEND_KEY}
-)
+METADATA_KEYS = frozenset({names.METADATA_CONNECTION_KEY})
+KEDA_KEYS = frozenset({names.KEDA_PASSWORD_KEY, names.KEDA_CONNECTION_KEY})
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,8 @@ class Credentials(pulumi.ComponentResource):
     """The in-cluster Postgres superuser password (None with an external database)."""
     connections: SecretHandle | None
     """The user's connections as AIRFLOW_CONN_* (None when there are none)."""
+    keda: SecretHandle | None
+    """KEDA's read-only database login (None without KEDA)."""
     admin_password: pulumi.Output[str]
     database_host: str | pulumi.Output[str]
 
@@ -211,6 +215,17 @@ class Credentials(pulumi.ComponentResource):
                 lambda p: {names.ADMIN_USERNAME_KEY: config.auth.admin_username, names.ADMIN_PASSWORD_KEY: p}
             ),
         )
+        self.keda = None
+        if config.keda.enabled:
+            keda_password = pulumi_random.RandomPassword("keda-database-password", length=32, special=False, opts=plain)
+            role = config.keda.database_role
+            self.keda = secret(
+                names.KEDA_DATABASE_SECRET,
+                KEDA_KEYS,
+                pulumi.Output.all(self.metadata.content, keda_password.result).apply(
+                    lambda values: keda_database_secret(values[0][names.METADATA_CONNECTION_KEY], role, values[1])
+                ),
+            )
         self.connections = None
         if config.connections:
             revealed = connection_env(
@@ -221,5 +236,5 @@ class Credentials(pulumi.ComponentResource):
 
     @property
     def handles(self) -> list[SecretHandle]:
-        found = [self.metadata, self.postgres, self.keys, self.admin, self.connections]
+        found = [self.metadata, self.postgres, self.keys, self.admin, self.keda, self.connections]
         return [handle for handle in found if handle is not None]

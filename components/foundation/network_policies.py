@@ -143,7 +143,9 @@ def allowed_paths(config: StackConfig) -> list[Path]:
         ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": config.keda.operator_namespace}}},)
     )
     anywhere = Outside((), anywhere=True)
-    servers = (API_SERVER, SCHEDULER, DAG_PROCESSOR, TRIGGERER, WORKERS)
+    # Pods that run task code (Celery workers, task pods, KubernetesPodOperator pods) have no path to
+    # the database: tasks reach Airflow through the execution API.
+    servers = (API_SERVER, SCHEDULER, DAG_PROCESSOR, TRIGGERER)
     api = tcp(names.API_SERVER_PORT)
     return [
         Path(EVERY_POD, anywhere, DNS_PORTS, "every pod to DNS (port 53) to resolve Service names"),
@@ -152,7 +154,7 @@ def allowed_paths(config: StackConfig) -> list[Path]:
             servers,
             POSTGRES,
             tcp(names.POSTGRES_PORT),
-            "Airflow's servers and workers to Postgres 5432 (metadata database, Celery results)",
+            "the api-server, scheduler, dag-processor and triggerer to Postgres 5432 (the metadata database)",
             when=database,
         ),
         Path(

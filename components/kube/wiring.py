@@ -147,6 +147,7 @@ def wire(
     if identity is not None and service_account != identity.name:
         raise WiringError(f"the pod runs as {service_account!r}, but the identity handle is {identity.name!r}")
     used: list[ContentHandle] = []
+    used_keys: dict[str, frozenset[str]] = {}
     problems: list[str] = []
     for reference in references(pod_spec):
         handle = available.get((reference.kind, reference.name))
@@ -159,6 +160,8 @@ def wire(
         if missing:
             problems.append(f"the pod uses keys {missing} of {reference.kind} {reference.name!r}, which it lacks")
         used.append(handle)
+        if isinstance(handle, SecretHandle):
+            used_keys[handle.name] = reference.keys or handle.keys
     if problems:
         raise WiringError("; ".join(problems))
     depends_on: list[pulumi.Resource] = [namespace.resource]
@@ -167,25 +170,28 @@ def wire(
     secrets = sorted((h for h in used if isinstance(h, SecretHandle)), key=lambda h: h.name)
     config_maps = sorted((h for h in used if isinstance(h, ConfigMapHandle)), key=lambda h: h.name)
     depends_on += [h.resource for h in secrets] + [h.resource for h in config_maps]
-    return PodWiring(depends_on, checksum_annotations(secrets, config_maps))
+    keyed = tuple((h, used_keys[h.name]) for h in secrets)
+    return PodWiring(depends_on, checksum_annotations(keyed, config_maps))
 
 
 def checksum_annotations(
-    secrets: Iterable[SecretHandle], config_maps: Iterable[ConfigMapHandle]
+    secrets: Iterable[tuple[SecretHandle, frozenset[str]]], config_maps: Iterable[ConfigMapHandle]
 ) -> dict[str, str | pulumi.Output[str]]:
+    """Digests of what a pod uses: whole ConfigMaps, and of each Secret the keys the pod reads (so
+    rotating one key rolls only the pods that read that key)."""
     annotations: dict[str, str | pulumi.Output[str]] = {}
     config = tuple(sorted(config_maps, key=lambda h: h.name))
     if config:
         annotations[CONFIG_ANNOTATION] = _config_digest(config)
-    managed_secrets = tuple(sorted(secrets, key=lambda h: h.name))
+    managed_secrets = tuple(sorted(secrets, key=lambda pair: pair[0].name))
     if managed_secrets:
         annotations[SECRETS_ANNOTATION] = _secrets_digest(managed_secrets)
     return annotations
 
 
 # Many workloads use the same objects (every Celery worker set the same Secrets and ConfigMaps): their
-# digests are computed once per set of handles, not once per workload. Handles compare by identity of
-# their resources, so entries never outlive the program run that made them useful.
+# digests are computed once per set of handles, not once per workload. Handles compare by identity, so
+# entries never serve another program run.
 
 
 @functools.lru_cache(maxsize=256)
@@ -194,7 +200,12 @@ def _config_digest(config_maps: tuple[ConfigMapHandle, ...]) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _secrets_digest(secrets: tuple[SecretHandle, ...]) -> pulumi.Output[str]:
-    names = [h.name for h in secrets]
-    contents = pulumi.Output.all(*(h.content for h in secrets))
-    return pulumi.Output.secret(contents.apply(lambda values: content_hash(dict(zip(names, values, strict=True)))))
+def _secrets_digest(secrets: tuple[tuple[SecretHandle, frozenset[str]], ...]) -> pulumi.Output[str]:
+    keys = {h.name: sorted(used) for h, used in secrets}
+    contents = pulumi.Output.all(*(h.content for h, _ in secrets))
+
+    def digest(values: list[dict[str, str]]) -> str:
+        read = {h.name: {k: value[k] for k in keys[h.name]} for (h, _), value in zip(secrets, values, strict=True)}
+        return content_hash(read)
+
+    return pulumi.Output.secret(contents.apply(digest))

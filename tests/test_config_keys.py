@@ -1,0 +1,182 @@
+"""Every documented config key does something: changing it from its default changes what the program
+registers. A key the program ignored would pass every other test; here it fails."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from components.config.model import StackConfig
+from tests.support import canonical, evaluate_ok
+from tools.config_reference import reference_rows
+
+CELERY: dict[str, Any] = {"executor": "CeleryExecutor"}
+KEDA: dict[str, Any] = {"executor": "CeleryExecutor", "keda": {"enabled": True}}
+TRIGGERER_SCALED: dict[str, Any] = {"keda": {"enabled": True}, "triggerer": {"autoscaling": {"enabled": True}}}
+KUBERNETES: dict[str, Any] = {"executor": "KubernetesExecutor"}
+GIT: dict[str, Any] = {"dags": {"delivery": "git-sync", "gitSync": {"repo": "https://git.example.com/dags.git"}}}
+EXTERNAL_URL = "postgresql+psycopg2://airflow:extPw0rd44@db.example.com:5432/airflow"
+EXTERNAL: dict[str, Any] = {"database": {"mode": "external"}}
+RESOURCES = {"requests": {"cpu": "300m", "memory": "700Mi"}, "limits": {"cpu": "3", "memory": "5Gi"}}
+LIMITS_ONLY = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "4", "memory": "6Gi"}}
+
+# documented key -> (the stack it matters in, a value other than the default)
+SAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
+    "namespace": ({}, "elsewhere"),
+    "kubeContext": ({}, "kind-other"),
+    "podSecurityLevel": ({}, "baseline"),
+    "image.repository": ({}, "registry.example.com/airflow"),
+    "image.tag": ({}, "3.3.1"),
+    "image.digest": ({}, "sha256:" + "a" * 64),
+    "image.pullPolicy": ({}, "Always"),
+    "executor": ({}, "KubernetesExecutor"),
+    "apiServer.replicas": ({}, 2),
+    "apiServer.workers": ({}, 4),
+    "apiServer.baseUrl": ({}, "https://airflow.example.com"),
+    "apiServer.resources.requests": ({}, RESOURCES["requests"]),
+    "apiServer.resources.limits": ({}, LIMITS_ONLY["limits"]),
+    "scheduler.replicas": ({}, 2),
+    "scheduler.resources.requests": ({}, {"cpu": "600m", "memory": "1Gi"}),
+    "scheduler.resources.limits": ({}, {"cpu": "2", "memory": "3Gi"}),
+    "dagProcessor.replicas": ({}, 2),
+    "dagProcessor.resources.requests": ({}, RESOURCES["requests"]),
+    "dagProcessor.resources.limits": ({}, LIMITS_ONLY["limits"]),
+    "triggerer.replicas": ({}, 2),
+    "triggerer.capacity": ({}, 50),
+    "triggerer.resources.requests": ({}, RESOURCES["requests"]),
+    "triggerer.resources.limits": ({}, LIMITS_ONLY["limits"]),
+    "triggerer.autoscaling.minReplicas": (TRIGGERER_SCALED, 2),
+    "triggerer.autoscaling.maxReplicas": (TRIGGERER_SCALED, 5),
+    "triggerer.autoscaling.pollingInterval": (TRIGGERER_SCALED, 45),
+    "triggerer.autoscaling.cooldownPeriod": (TRIGGERER_SCALED, 120),
+    "triggerer.autoscaling.enabled": (KEDA, True),
+    "workers[].name": (CELERY, "reports"),
+    "workers[].queues": (CELERY, ["reports"]),
+    "workers[].concurrency": (CELERY, 3),
+    "workers[].replicas": (CELERY, 2),
+    "workers[].terminationGracePeriodSeconds": (CELERY, 900),
+    "workers[].resources.requests": (CELERY, RESOURCES["requests"]),
+    "workers[].resources.limits": (CELERY, LIMITS_ONLY["limits"]),
+    "workers[].logServerResources.requests": (CELERY, {"cpu": "20m", "memory": "200Mi"}),
+    "workers[].logServerResources.limits": (CELERY, {"cpu": "400m", "memory": "512Mi"}),
+    "workers[].autoscaling.minReplicas": (KEDA, 1),
+    "workers[].autoscaling.maxReplicas": (KEDA, 7),
+    "workers[].autoscaling.pollingInterval": (KEDA, 20),
+    "workers[].autoscaling.cooldownPeriod": (KEDA, 60),
+    "keda.enabled": (CELERY, True),
+    "keda.operatorNamespace": (KEDA, "autoscalers"),
+    "keda.databaseRole": (KEDA, "keda_reader"),
+    "kubernetesExecutor.deleteWorkerPods": (KUBERNETES, False),
+    "kubernetesExecutor.deleteWorkerPodsOnFailure": (KUBERNETES, True),
+    "kubernetesExecutor.maxTaskPods": (KUBERNETES, 4),
+    "kubernetesExecutor.workerResources.requests": (KUBERNETES, RESOURCES["requests"]),
+    "kubernetesExecutor.workerResources.limits": (KUBERNETES, LIMITS_ONLY["limits"]),
+    "database.mode": ({}, "in-cluster"),  # special-cased below: external needs its URL
+    "database.storageSize": ({}, "20Gi"),
+    "database.storageClass": ({}, "fast-ssd"),
+    "database.image": ({}, "postgres:17.6"),
+    "database.databaseName": ({}, "metadata"),
+    "database.user": ({}, "airflow-owner"),
+    "database.resources.requests": ({}, RESOURCES["requests"]),
+    "database.resources.limits": ({}, LIMITS_ONLY["limits"]),
+    "externalDatabaseUrl": (EXTERNAL, None),  # special-cased below: a secret
+    "redis.image": (CELERY, "redis:7.4.1"),
+    "redis.resources.requests": (CELERY, {"cpu": "50m", "memory": "64Mi"}),
+    "redis.resources.limits": (CELERY, {"cpu": "1", "memory": "512Mi"}),
+    "redis.persistence.enabled": (CELERY, True),
+    "redis.persistence.size": ({**CELERY, "redis": {"persistence": {"enabled": True}}}, "4Gi"),
+    "redis.persistence.storageClass": ({**CELERY, "redis": {"persistence": {"enabled": True}}}, "fast-ssd"),
+    "dags.delivery": ({}, "image"),
+    "dags.gitSync.repo": (GIT, "https://git.example.com/other.git"),
+    "dags.gitSync.ref": (GIT, "release"),
+    "dags.gitSync.period": (GIT, "5m"),
+    "dags.gitSync.subPath": (GIT, "airflow/dags"),
+    "dags.gitSync.credentialsSecret": (GIT, "dags-token"),
+    "dags.gitSync.image": (GIT, "registry.k8s.io/git-sync/git-sync:v4.6.0"),
+    "dags.gitSync.resources.requests": (GIT, {"cpu": "20m", "memory": "32Mi"}),
+    "dags.gitSync.resources.limits": (GIT, {"cpu": "400m", "memory": "512Mi"}),
+    "dags.exampleResources": ({}, False),
+    "taskPods.xcomSidecarImage": ({}, "alpine:3.23.0"),
+    "auth.adminUsername": ({}, "operator"),
+    "auth.adminEmail": ({}, "ops@example.com"),
+    "network.enabled": ({}, False),
+    "network.apiServerIngressFrom": ({}, [{"namespaceSelector": {"matchLabels": {"team": "edge"}}}]),
+    "network.taskEgressTo": ({}, [{"ipBlock": {"cidr": "203.0.113.0/24"}}]),
+    "network.kubeApiServerCidrs": ({}, ["192.0.2.10/32"]),
+    "network.kubeApiServerPorts": ({}, [443]),
+    "network.gitEgressPorts": (GIT, [443]),
+    "network.gitEgressTo": (GIT, [{"ipBlock": {"cidr": "198.51.100.0/24"}}]),
+    "rotation.apiSecretKey": ({}, 1),
+    "rotation.jwtSecret": ({}, 1),
+    "rotation.adminPassword": ({}, 1),
+    "rotation.redisPassword": (CELERY, 1),
+    "rotation.examplePassword": ({}, 1),
+    "protectData": ({}, True),
+    "migrationWaitTimeoutSeconds": ({}, 120),
+    "parallelism": ({}, 9),
+    "extraEnv": ({}, {"AIRFLOW__CORE__DEFAULT_TIMEZONE": "Europe/Paris"}),
+    "extraEnvFromSecrets": ({}, ["team-env"]),
+    "connections": ({}, None),  # special-cased below: a secret
+}
+
+
+def documented_keys() -> set[str]:
+    return {row.key for row in reference_rows(StackConfig) if row.type not in ("object", "list of objects")}
+
+
+def test_every_documented_key_has_a_sample() -> None:
+    assert set(SAMPLES) == documented_keys()
+
+
+def with_value(context: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """The context stack's overrides with ``key`` (dotted; ``workers[]`` is the first worker set) set."""
+    overrides = copy.deepcopy(context)
+    head, *rest = key.replace("[]", "").split(".")
+    if key.startswith("workers[]"):
+        overrides["workers"] = overrides.get("workers") or [{"name": "default"}]
+        target = overrides["workers"][0]
+    elif not rest:
+        overrides[head] = value
+        return overrides
+    else:
+        target = overrides.setdefault(head, {})
+    for part in rest[:-1]:
+        target = target.setdefault(part, {})
+    target[rest[-1]] = value
+    return overrides
+
+
+def resources_pair(key: str, value: Any, context: dict[str, Any]) -> dict[str, Any]:
+    """A requests or limits map needs its partner, at least as large / at most as large."""
+    if key.endswith(".requests"):
+        return with_value(with_value(context, key.replace(".requests", ".limits"), RESOURCES["limits"]), key, value)
+    return with_value(with_value(context, key.replace(".limits", ".requests"), LIMITS_ONLY["requests"]), key, value)
+
+
+@pytest.mark.parametrize("key", sorted(SAMPLES))
+def test_changing_the_key_changes_what_is_registered(key: str) -> None:
+    context, value = SAMPLES[key]
+    secrets: dict[str, Any] = {}
+    changed_secrets: dict[str, Any] = {}
+    if key == "database.mode":
+        before = {}
+        after = with_value({}, key, "external")
+        changed_secrets = {"externalDatabaseUrl": EXTERNAL_URL}
+    elif key == "externalDatabaseUrl":
+        before, after = context, context
+        secrets = {"externalDatabaseUrl": EXTERNAL_URL}
+        changed_secrets = {"externalDatabaseUrl": EXTERNAL_URL.replace("db.example.com", "db2.example.com")}
+    elif key == "connections":
+        before, after = context, context
+        changed_secrets = {"connections": {"warehouse": "postgresql://u:p@dw.example.com:5432/dw"}}
+    elif key.endswith((".requests", ".limits")):
+        default = LIMITS_ONLY["requests"] if key.endswith(".requests") else RESOURCES["limits"]
+        before = resources_pair(key, default, context)
+        after = resources_pair(key, value, context)
+    else:
+        before, after = context, with_value(context, key, value)
+    baseline = evaluate_ok("dev", secret_overrides=secrets or None, **before)
+    changed = evaluate_ok("dev", secret_overrides=changed_secrets or secrets or None, **after)
+    assert canonical(changed) != canonical(baseline), f"{key} changes nothing the program registers"

@@ -24,3 +24,19 @@ def postgres() -> Iterator[postgres_server.PostgresServer]:
     server = postgres_server.start()
     yield server
     server.stop()
+
+
+REAL_SERVERS = {"postgres", "server"}
+"""Session fixtures that start real servers: a test that uses one belongs to the full suite only."""
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # per item, during collection: the `real` mark is there before `-m` selects
+    if REAL_SERVERS & set(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.real)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # xdist (--dist loadscope) hands out whole modules, so a module's servers start once, on one worker;
+    # the real modules go first, so that the long ones do not start last on an otherwise idle machine
+    items.sort(key=lambda item: item.get_closest_marker("real") is None)

@@ -167,7 +167,8 @@ class LocalPod:
         for container_port, local_port in self.ports.items():
             value = re.sub(rf"(127\.0\.0\.1(?::| -p ))({container_port})\b", rf"\g<1>{local_port}", value)
             value = re.sub(rf"(?m)^port {container_port}$", f"port {local_port}", value)
-        return value
+        # a pod listens on every interface of its own network namespace; here, on loopback only
+        return re.sub(r"(?m)^bind \* -::\*$", "bind 127.0.0.1", value)
 
     def environment(self, container: dict[str, Any]) -> dict[str, str]:
         environment = {
@@ -270,6 +271,30 @@ def create_metadata_database(evaluation: Evaluation, postgres: PostgresServer) -
     database = env_of(next(containers(evaluation.find("StatefulSet", names.POSTGRES))))
     password = decoded_secret(evaluation, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY]
     postgres.create_database(database["POSTGRES_DB"], database["POSTGRES_USER"], password, superuser=True)
+
+
+TEMPLATE_DATABASE = "airflow-k8s-migrated-template"
+_TEMPLATES: dict[int, str] = {}
+
+
+def migrated_template(postgres: PostgresServer) -> str:
+    """A metadata database migrated once per server by the real migration step, to copy from."""
+    if postgres.port not in _TEMPLATES:
+        from tests.support import evaluate_ok
+
+        evaluation = evaluate_ok("dev", database={"databaseName": TEMPLATE_DATABASE})
+        result = migrate_new_metadata_database(evaluation, postgres)
+        assert result.returncode == 0, result.stderr[-3000:]
+        _TEMPLATES[postgres.port] = TEMPLATE_DATABASE
+    return _TEMPLATES[postgres.port]
+
+
+def copy_migrated_database(evaluation: Evaluation, postgres: PostgresServer) -> None:
+    """A migrated metadata database for this stack, copied from the template (no migration run)."""
+    template = migrated_template(postgres)
+    create_metadata_database(evaluation, postgres)
+    database = env_of(next(containers(evaluation.find("StatefulSet", names.POSTGRES))))
+    postgres.clone(template, database["POSTGRES_DB"], database["POSTGRES_USER"])
 
 
 def migrate_new_metadata_database(evaluation: Evaluation, postgres: PostgresServer) -> subprocess.CompletedProcess[str]:

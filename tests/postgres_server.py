@@ -68,6 +68,11 @@ class PostgresServer:
         self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.sql(f'CREATE DATABASE "{name}" OWNER "{owner}"')
 
+    def clone(self, template: str, name: str, owner: str) -> None:
+        """A new database copied from ``template`` (PostgreSQL copies the files: milliseconds)."""
+        self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER "{owner}"')
+
     def stop(self) -> None:
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate", "stop")
         shutil.rmtree(self.directory, ignore_errors=True)

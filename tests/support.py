@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
 
+from components.airflow_pods import dag_sources
 from tools.mock_engine import Evaluation, Secret, evaluate_stack, reveal
 
 __all__ = [
@@ -25,7 +27,18 @@ __all__ = [
 
 
 def evaluate_ok(stack: str = "dev", secret_overrides: dict[str, Any] | None = None, **overrides: Any) -> Evaluation:
-    """Evaluate a stack file with some keys replaced; fail the test if the program raised."""
+    """Evaluate a stack file with some keys replaced; fail the test if the program raised.
+
+    The same arguments give the same evaluation (the program is deterministic, tests/test_determinism.py),
+    so it is made once per test process and shared: tests read it, and copy (``reveal``) to change it.
+    """
+    key = json.dumps([stack, overrides, secret_overrides, str(dag_sources.REPOSITORY_DAGS)], sort_keys=True)
+    return _evaluate_once(key)
+
+
+@functools.cache
+def _evaluate_once(key: str) -> Evaluation:
+    stack, overrides, secret_overrides, _ = json.loads(key)
     evaluation = evaluate_stack(stack, overrides, secret_overrides)
     if evaluation.error is not None:
         raise AssertionError(f"program failed: {evaluation.error}") from evaluation.error

@@ -30,7 +30,7 @@ from tests.variants import VARIANTS
 from tools.mock_engine import evaluate_stack
 
 # The test server's certificate is its own, made at start-up.
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+pytestmark = [pytest.mark.real, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELD_MANAGER = "pulumi-kubernetes"

@@ -20,6 +20,7 @@ from tests.support import (
     pod_spec,
     secret_file_source,
 )
+from tools.mock_engine import evaluate_stack
 
 E = names.AirflowEnv
 CREDENTIALS = (E.SQL_ALCHEMY_CONN, E.FERNET_KEY, E.JWT_SECRET, E.API_SECRET_KEY)
@@ -321,7 +322,7 @@ def test_changing_the_scripts_config_map_rolls_only_airflow_pods(dev: Evaluation
     original = airflow_config.AIRFLOW_CFG
     try:
         airflow_config.AIRFLOW_CFG = original + "# changed\n"
-        changed = evaluate_ok()
+        changed = evaluate_stack("dev")  # a fresh run, not the tests' shared evaluation
     finally:
         airflow_config.AIRFLOW_CFG = original
     for workload in AIRFLOW_WORKLOADS:

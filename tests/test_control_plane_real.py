@@ -18,7 +18,9 @@ from tests import postgres_server
 from tests.local_pod import LocalPod, create_metadata_database, migrate_new_metadata_database, wait_for_http
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
-WAIT_LIMIT = 20
+pytestmark = pytest.mark.real
+
+WAIT_LIMIT = 12
 """migrationWaitTimeoutSeconds for these tests (the stack's default is 600)."""
 
 

@@ -18,7 +18,7 @@ import pytest
 from components.airflow_pods import dag_sources
 from components.config import names
 from components.kube import wiring
-from tests.local_pod import LocalPod, migrate_new_metadata_database, run_harness
+from tests.local_pod import LocalPod, copy_migrated_database, run_harness
 from tests.postgres_server import PostgresServer
 from tests.support import (
     Evaluation,
@@ -231,7 +231,7 @@ def test_dags_read_names_from_the_environment_the_stack_injects(stack: Evaluatio
 
 @pytest.fixture(scope="module")
 def migrated(stack: Evaluation, postgres: PostgresServer) -> None:
-    assert migrate_new_metadata_database(stack, postgres).returncode == 0
+    copy_migrated_database(stack, postgres)
 
 
 def test_the_fan_out_start_task_runs_for_real(migrated: None, dag_processor: LocalPod) -> None:

@@ -559,6 +559,7 @@ def test_dev_stays_light(dev: Evaluation) -> None:
 # --- the KubernetesExecutor's own pod construction, for real ---
 
 
+@pytest.mark.real
 def test_the_kubernetes_executor_builds_a_valid_task_pod_from_the_template(kubernetes_executor: Evaluation) -> None:
     from tests.local_pod import LocalPod
 

@@ -15,9 +15,11 @@ import psycopg2
 import pytest
 
 from components.config import names
-from tests.local_pod import LocalPod, migrate_new_metadata_database
+from tests.local_pod import LocalPod, copy_migrated_database
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
+
+pytestmark = pytest.mark.real
 
 DATABASE = "keda"
 
@@ -51,7 +53,12 @@ def keda_url(stack: Evaluation, postgres: PostgresServer) -> str:
 @pytest.fixture(scope="module")
 def connections(postgres: PostgresServer, stack: Evaluation) -> Iterator[Connections]:
     """A schema migrated by real Airflow (the scheduler's migration step, which also made KEDA's role)."""
-    migration = migrate_new_metadata_database(stack, postgres)
+    copy_migrated_database(stack, postgres)
+    scheduler = LocalPod(stack, "Deployment", names.SCHEDULER, postgres.port)
+    try:
+        migration = scheduler.run("migrate-database", timeout=600)
+    finally:
+        scheduler.stop()
     assert migration.returncode == 0, migration.stderr[-3000:]
     assert "role 'airflow_keda' may SELECT task_instance, trigger and nothing else" in migration.stdout
     owner_url = decoded_secret(stack, names.METADATA_SECRET)[names.METADATA_CONNECTION_KEY]

@@ -28,11 +28,6 @@ def test_rendered_manifests_match_the_committed_snapshot(stack: str) -> None:
         pytest.fail(f"tests/snapshots/{stack}.yaml is stale; review the diff and run: {REFRESH}\n{diff[:6000]}")
 
 
-@pytest.mark.parametrize("stack", SNAPSHOT_STACKS)
-def test_two_renders_are_byte_identical(stack: str) -> None:
-    assert render_stack(stack) == render_stack(stack)
-
-
 def test_render_is_stable_yaml_with_integers_and_sorted_keys() -> None:
     text = render_stack("prod")
     documents = [d for d in yaml.safe_load_all(text) if d]

@@ -31,9 +31,11 @@ import pytest
 
 from components.airflow_pods import dag_sources
 from components.config import names
-from tests.local_pod import LocalPod, migrate_new_metadata_database, run_harness, wait_for_http
+from tests.local_pod import LocalPod, copy_migrated_database, run_harness, wait_for_http
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
+
+pytestmark = pytest.mark.real
 
 PROBE_DAGS = Path(__file__).resolve().parent / "isolation_probe"
 DATABASE = {"databaseName": "isolation"}
@@ -72,8 +74,7 @@ def stack(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         evaluation = evaluate_ok("dev", executor="CeleryExecutor,KubernetesExecutor", database=DATABASE)
     started: list[LocalPod] = []
     try:
-        migration = migrate_new_metadata_database(evaluation, postgres)
-        assert migration.returncode == 0, migration.stderr[-3000:]
+        copy_migrated_database(evaluation, postgres)
         redis = LocalPod(evaluation, "StatefulSet", names.REDIS, postgres.port)
         started.append(redis)
         redis.start("redis")

@@ -20,12 +20,14 @@ import httpx
 import pytest
 
 from components.config import names
-from tests.local_pod import LocalPod, migrate_new_metadata_database, wait_for_http
+from tests.local_pod import LocalPod, copy_migrated_database, wait_for_http
 from tests.postgres_server import PostgresServer
 from tests.relay import TcpRelay
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 from tests.test_dags import EXAMPLE_DAGS
 from tests.test_readme import quick_start_block
+
+pytestmark = pytest.mark.real
 
 DATABASE = {"storageSize": "1Gi", "databaseName": "portforward"}
 PUBLIC_URL = "https://airflow.example.com"
@@ -56,8 +58,7 @@ def start_api_server(stack: Evaluation, postgres: PostgresServer) -> RunningApiS
 def database(postgres: PostgresServer) -> Iterator[Evaluation]:
     """A migrated metadata database holding the stack's DAGs, as the dag-processor would store them."""
     stack = evaluate_ok("dev", database=DATABASE)
-    migration = migrate_new_metadata_database(stack, postgres)
-    assert migration.returncode == 0, migration.stderr[-3000:]
+    copy_migrated_database(stack, postgres)
     processor = LocalPod(stack, "Deployment", names.DAG_PROCESSOR, postgres.port)
     try:
         parsed = processor.run("dag-processor", timeout=600, args=["airflow", "dags", "reserialize"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.mock_engine import Evaluation, evaluate_stack
+from tests.support import Evaluation, evaluate_ok
 
 EXTERNAL_URL = "postgresql+psycopg2://airflow:extSentinelPw91@db.example.com:5432/airflow"
 CONNECTION_URI = "postgresql://etl:connSentinelPw73@warehouse.example.com:5432/dw"
@@ -53,8 +53,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 
 
 def evaluate_variant(name: str) -> Evaluation:
+    """A variant's evaluation, made once per test process (see tests/support.evaluate_ok)."""
     stack, overrides, secret_overrides = VARIANTS[name]
-    evaluation = evaluate_stack(stack, overrides, secret_overrides)
-    if evaluation.error is not None:
-        raise AssertionError(f"variant {name}: {evaluation.error}") from evaluation.error
-    return evaluation
+    return evaluate_ok(stack, secret_overrides or None, **overrides)

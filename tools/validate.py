@@ -26,6 +26,10 @@ KEDA_FILES = {
 }
 KUBERNETES_VERSIONS = ("1.31.0", kubernetes_validate.utils.latest_version())
 
+# kubernetes-validate reads its schema files again for every object (the definitions file is large):
+# read each once. Its schemas are only read, never changed, so sharing them is safe.
+kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)
+
 
 class SchemaError(ValueError):
     pass

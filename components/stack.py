@@ -31,6 +31,7 @@ from components.executors.autoscaling import Autoscaling, AutoscalingArgs, scali
 from components.executors.broker import Broker, BrokerArgs
 from components.executors.celery_workers import CeleryWorkers, CeleryWorkersArgs
 from components.foundation.credentials import Credentials, CredentialsArgs
+from components.foundation.external_services import ExternalServices, ExternalServicesArgs
 from components.foundation.identities import Identities, IdentitiesArgs
 from components.foundation.namespace import Namespace, NamespaceArgs
 from components.foundation.network_policies import NetworkPolicies, NetworkPoliciesArgs
@@ -70,9 +71,9 @@ class AirflowStack(pulumi.ComponentResource):
     port_forward_command: str
     secret_names: list[str]
     database_host: str | pulumi.Output[str]
-    admin_username: str
-    admin_password: pulumi.Output[str]
-    """A Pulumi secret."""
+    admin_username: str | None
+    admin_password: pulumi.Output[str] | None
+    """A Pulumi secret (None with auth.adminLogin false)."""
 
     def __init__(self, name: str, args: AirflowStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE_TOKEN, name, None, opts)
@@ -85,6 +86,8 @@ class AirflowStack(pulumi.ComponentResource):
             "namespace", NamespaceArgs(config.namespace, config.pod_security_level, config.protect_data), child
         ).handle
         NetworkPolicies("network-policies", NetworkPoliciesArgs(config, namespace), child)
+        if config.external_services:
+            ExternalServices("external-services", ExternalServicesArgs(config, namespace), child)
         identity = Identities("identities", IdentitiesArgs(config, namespace), child).handles
         credentials = Credentials("credentials", CredentialsArgs(config, namespace), child)
         settings = AirflowSettings("settings", AirflowSettingsArgs(namespace), child)
@@ -119,7 +122,9 @@ class AirflowStack(pulumi.ComponentResource):
                 "task-pod-template", TaskPodTemplateArgs(config, pods, identity[names.WORKER], dag_paths), child
             ).handle
         server = ApiServer(
-            "api-server", ApiServerArgs(config, pods, identity[names.API_SERVER], credentials.admin, dag_paths), child
+            "api-server",
+            ApiServerArgs(config, pods, identity[names.API_SERVER], credentials.admin, credentials.oidc, dag_paths),
+            child,
         )
         Scheduler(
             "scheduler",
@@ -144,20 +149,22 @@ class AirflowStack(pulumi.ComponentResource):
         self.port_forward_command = api_server.port_forward_command(config)
         self.secret_names = sorted(handle.name for handle in secrets)
         self.database_host = credentials.database_host
-        self.admin_username = config.auth.admin_username
-        self.admin_password = pulumi.Output.secret(credentials.admin_password)
+        self.admin_username = config.auth.admin_username if config.auth.admin_login else None
+        password = credentials.admin_password
+        self.admin_password = pulumi.Output.secret(password) if password is not None else None
         self.register_outputs(self.outputs)
 
     @property
     def outputs(self) -> dict[str, object]:
         """The stack outputs, by the names `pulumi stack output` shows."""
-        return {
+        found: dict[str, object] = {
             "namespace": self.namespace,
             "databaseHost": self.database_host,
             "secretNames": self.secret_names,
             "apiServerUrl": self.api_server_url,
             "uiUrl": self.ui_url,
             "portForwardCommand": self.port_forward_command,
-            "adminUsername": self.admin_username,
-            "adminPassword": self.admin_password,
         }
+        if self.admin_password is not None:
+            found.update({"adminUsername": self.admin_username, "adminPassword": self.admin_password})
+        return found

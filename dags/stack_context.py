@@ -16,6 +16,10 @@ ENV_API_SERVER_URL = "AIRFLOW_K8S_API_SERVER_URL"
 ENV_EXAMPLE_SECRET = "AIRFLOW_K8S_EXAMPLE_SECRET"
 ENV_EXAMPLE_CONFIG_MAP = "AIRFLOW_K8S_EXAMPLE_CONFIG_MAP"
 
+EXAMPLE_EXTERNAL_SERVICE = "example-warehouse"
+"""The external service (stack config `externalServices`) the example DAG external_service_check reaches."""
+EXAMPLE_EXTERNAL_SERVICE_PORT = 5432
+
 
 @dataclass(frozen=True)
 class StackContext:
@@ -29,6 +33,10 @@ class StackContext:
     """Secret the example DAGs read credentials from."""
     example_config_map: str
     """ConfigMap the example DAGs read settings from."""
+
+    def service_host(self, service: str) -> str:
+        """The cluster DNS name of a Service in the stack's namespace (an external one included)."""
+        return f"{service}.{self.namespace}.svc.cluster.local"
 
     @classmethod
     def from_env(cls) -> StackContext:

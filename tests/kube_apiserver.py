@@ -12,11 +12,17 @@ etcd is ``etcd`` on the PATH (Debian: ``apt-get install etcd-server``) unless KU
 The server runs with RBAC and the default admission plugins (Pod Security among them), an admin token
 in ``system:masters``, and service-account signing keys made here. No controller-manager runs, so
 workloads create no pods; pods are checked with server-side dry-run creates.
+
+``start(crds=CRDS)`` (or ``install_crds`` on a running server) installs the CustomResourceDefinitions
+vendored in ``tools/crds`` (KEDA's ScaledObject and TriggerAuthentication; Gateway API's HTTPRoute,
+Gateway, GatewayClass and ReferenceGrant) with server-side apply and waits until each is Established,
+so the custom kinds are checked by the API server itself: their schemas and their CEL rules.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import lzma
 import os
 import re
@@ -26,10 +32,15 @@ import ssl
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -44,10 +55,31 @@ HOW_TO_GET = (
     "to an envtest folder (go run sigs.k8s.io/controller-runtime/tools/setup-envtest@latest use 1.36 -p path), "
     "or keep ../shared/kube-apiserver beside the project; and install etcd (Debian: apt-get install etcd-server)"
 )
+CRDS = tuple(sorted((ROOT / "tools" / "crds").glob("*/*.yaml")))
+"""Every CustomResourceDefinition vendored in tools/crds (KEDA, Gateway API)."""
+CRD_FIELD_MANAGER = "test-setup"
 
 
 class BinariesMissing(RuntimeError):
     pass
+
+
+class ApiError(RuntimeError):
+    """A non-2xx answer: ``status`` is the HTTP code, ``body`` the server's Status object."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"HTTP {status}: {self.message}")
+
+    @property
+    def message(self) -> str:
+        """The server's message, with every cause (field path and reason) it lists."""
+        details = cast("dict[str, Any]", self.body.get("details") or {})
+        causes = cast("list[dict[str, Any]]", details.get("causes") or [])
+        parts = [str(self.body.get("message", ""))]
+        parts += [f"{cause.get('field', '')}: {cause.get('message', '')}" for cause in causes]
+        return "\n".join(parts)
 
 
 def _unpack(archive: Path) -> Path:
@@ -113,11 +145,83 @@ class ApiServer:
                 process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """One API call as the admin: the answer's JSON, or ApiError on a non-2xx answer."""
+        url = self.url + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=60, context=_insecure_context()) as response:
+                return cast("dict[str, Any]", json.loads(response.read() or b"{}"))
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            try:
+                status = cast("dict[str, Any]", json.loads(raw))
+            except ValueError:
+                status = {"message": raw.decode(errors="replace")}
+            raise ApiError(error.code, status) from None
 
-def _wait_ready(url: str, token: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    def apply(self, path: str, manifest: dict[str, Any], field_manager: str, **query: str) -> dict[str, Any]:
+        """Server-side apply (forced, strict field validation) of ``manifest`` at its object ``path``."""
+        return self.request(
+            "PATCH",
+            path,
+            manifest,
+            query={"fieldManager": field_manager, "force": "true", "fieldValidation": "Strict", **query},
+            content_type="application/apply-patch+yaml",
+        )
+
+
+def install_crds(server: ApiServer, paths: Sequence[Path] = CRDS, timeout: float = 120) -> list[str]:
+    """Server-side apply every CustomResourceDefinition in ``paths``; return their names once all are
+    Established (their kinds are served from then on)."""
+    names: list[str] = []
+    for path in paths:
+        for document in cast("list[dict[str, Any] | None]", list(yaml.safe_load_all(path.read_text()))):
+            if document and document.get("kind") == "CustomResourceDefinition":
+                crd = document
+                name = str(crd["metadata"]["name"])
+                server.apply(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd, CRD_FIELD_MANAGER)
+                names.append(name)
+    deadline = time.monotonic() + timeout
+    for name in names:
+        wait_established(server, name, deadline)
+    return names
+
+
+def wait_established(server: ApiServer, name: str, deadline: float) -> None:
+    last: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        found = server.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+        status = cast("dict[str, Any]", found.get("status") or {})
+        conditions = cast("list[dict[str, str]]", status.get("conditions") or [])
+        last = {condition["type"]: condition["status"] for condition in conditions}
+        if last.get("Established") == "True":
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"CRD {name} not Established: {last}")
+
+
+def _insecure_context() -> ssl.SSLContext:
+    """The test server's certificate is its own, made at start-up."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _wait_ready(url: str, token: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    context = _insecure_context()
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -134,7 +238,9 @@ def _wait_ready(url: str, token: str, process: subprocess.Popen[bytes], log: Pat
     raise TimeoutError(f"kube-apiserver not ready after {timeout}s: {last}\n{log.read_text()[-3000:]}")
 
 
-def start() -> ApiServer:
+def start(crds: Sequence[Path] = ()) -> ApiServer:
+    """A running server; with ``crds`` (e.g. ``CRDS``), those CustomResourceDefinitions installed and
+    Established."""
     apiserver, etcd = find_binaries()
     directory = Path(tempfile.mkdtemp(prefix="airflow-k8s-apiserver-"))
     processes: list[subprocess.Popen[bytes]] = []
@@ -195,7 +301,9 @@ def start() -> ApiServer:
         )
         url = f"https://127.0.0.1:{port}"
         _wait_ready(url, ADMIN_TOKEN, processes[-1], log, timeout=300)
-        return ApiServer(url, ADMIN_TOKEN, directory, processes)
+        server = ApiServer(url, ADMIN_TOKEN, directory, processes)
+        install_crds(server, crds)
+        return server
     except BaseException:
         ApiServer("", "", directory, processes).stop()
         raise

@@ -96,6 +96,7 @@ SERVER_VARIANTS = [
     "prod",
     "external-database-connections-git-ssh",
     "git-https-no-network-policies",
+    "http-route-sso-subpath",
 ]
 
 

@@ -19,8 +19,55 @@ KUBERNETES: dict[str, Any] = {"executor": "KubernetesExecutor"}
 GIT: dict[str, Any] = {"dags": {"delivery": "git-sync", "gitSync": {"repo": "https://git.example.com/dags.git"}}}
 EXTERNAL_URL = "postgresql+psycopg2://airflow:extPw0rd44@db.example.com:5432/airflow"
 EXTERNAL: dict[str, Any] = {"database": {"mode": "external"}}
+PUBLIC = "https://airflow.example.com"
+INGRESS: dict[str, Any] = {
+    "apiServer": {
+        "baseUrl": PUBLIC,
+        "ingress": {"enabled": True, "controllerNamespace": "ingress-nginx", "tls": {"secretName": "airflow-tls"}},
+    }
+}
+ROUTE: dict[str, Any] = {
+    "apiServer": {
+        "baseUrl": PUBLIC,
+        "httpRoute": {"enabled": True, "gatewayNamespace": "gateway-system", "parentRefs": [{"name": "shared"}]},
+    }
+}
+OIDC: dict[str, Any] = {
+    "auth": {
+        "oidc": {
+            "enabled": True,
+            "issuerUrl": "https://login.example.com/realms/example",
+            "clientId": "airflow",
+            "clientSecret": "client-secret-1",
+            "roleMapping": {"airflow-admins": ["Admin"]},
+        }
+    }
+}
+"""Set as a secret config value: the object holds the client secret."""
+EXTERNAL_IPS: dict[str, Any] = {"externalServices": [{"name": "warehouse", "addresses": ["10.1.2.3"], "ports": [5432]}]}
+EXTERNAL_DNS: dict[str, Any] = {
+    "externalServices": [{"name": "warehouse", "addresses": ["db.corp.example.com"], "ports": [5432]}]
+}
 RESOURCES = {"requests": {"cpu": "300m", "memory": "700Mi"}, "limits": {"cpu": "3", "memory": "5Gi"}}
 LIMITS_ONLY = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "4", "memory": "6Gi"}}
+
+
+def with_value(context: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """The context stack's overrides with ``key`` (dotted; ``list[]`` is the list's first item) set."""
+    overrides = copy.deepcopy(context)
+    target: dict[str, Any] = overrides
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if part.endswith("[]"):
+            items = target.setdefault(part[:-2], [])
+            if not items:
+                items.append({"name": "default"})
+            target = items[0]
+        else:
+            target = target.setdefault(part, {})
+    target[parts[-1]] = value
+    return overrides
+
 
 # documented key -> (the stack it matters in, a value other than the default)
 SAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
@@ -35,6 +82,35 @@ SAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
     "apiServer.replicas": ({}, 2),
     "apiServer.workers": ({}, 4),
     "apiServer.baseUrl": ({}, "https://airflow.example.com"),
+    "apiServer.ingress.enabled": (with_value(INGRESS, "apiServer.ingress.enabled", False), True),
+    "apiServer.ingress.className": (INGRESS, "traefik"),
+    "apiServer.ingress.extraHosts": (INGRESS, ["airflow.internal.example.com"]),
+    "apiServer.ingress.annotations": (INGRESS, {"nginx.ingress.kubernetes.io/proxy-body-size": "16m"}),
+    "apiServer.ingress.controllerNamespace": (INGRESS, "traefik"),
+    "apiServer.ingress.tls.secretName": (INGRESS, "other-tls"),
+    "apiServer.ingress.tls.clusterIssuer": (INGRESS, "letsencrypt"),
+    "apiServer.ingress.tls.issuer": (INGRESS, "local-ca"),
+    "apiServer.httpRoute.enabled": (with_value(ROUTE, "apiServer.httpRoute.enabled", False), True),
+    "apiServer.httpRoute.extraHostnames": (ROUTE, ["airflow.internal.example.com"]),
+    "apiServer.httpRoute.gatewayNamespace": (ROUTE, "envoy-gateway-system"),
+    "apiServer.httpRoute.parentRefs[].name": (ROUTE, "other-gateway"),
+    "apiServer.httpRoute.parentRefs[].namespace": (ROUTE, "gateway-system"),
+    "apiServer.httpRoute.parentRefs[].sectionName": (ROUTE, "https"),
+    "auth.adminLogin": (OIDC, False),
+    "auth.oidc.enabled": (with_value(OIDC, "auth.oidc.enabled", False), True),
+    "auth.oidc.issuerUrl": (OIDC, "https://idp.example.com"),
+    "auth.oidc.clientId": (OIDC, "airflow-prod"),
+    "auth.oidc.clientSecret": (OIDC, "client-secret-2"),
+    "auth.oidc.scopes": (OIDC, ["openid", "email", "profile", "groups"]),
+    "auth.oidc.rolesClaim": (OIDC, "roles"),
+    "auth.oidc.usernameClaim": (OIDC, "email"),
+    "auth.oidc.roleMapping": (OIDC, {"airflow-admins": ["Admin"], "analysts": ["Viewer"]}),
+    "auth.oidc.defaultRole": (OIDC, "Viewer"),
+    "auth.oidc.providerName": (OIDC, "keycloak"),
+    "externalServices[].name": (EXTERNAL_IPS, "lake"),
+    "externalServices[].addresses": (EXTERNAL_IPS, ["10.1.2.4"]),
+    "externalServices[].ports": (EXTERNAL_IPS, [5433]),
+    "externalServices[].egressCidrs": (EXTERNAL_DNS, ["10.9.0.0/16"]),
     "apiServer.resources.requests": ({}, RESOURCES["requests"]),
     "apiServer.resources.limits": ({}, LIMITS_ONLY["limits"]),
     "scheduler.replicas": ({}, 2),
@@ -130,24 +206,6 @@ def test_every_documented_key_has_a_sample() -> None:
     assert set(SAMPLES) == documented_keys()
 
 
-def with_value(context: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """The context stack's overrides with ``key`` (dotted; ``workers[]`` is the first worker set) set."""
-    overrides = copy.deepcopy(context)
-    head, *rest = key.replace("[]", "").split(".")
-    if key.startswith("workers[]"):
-        overrides["workers"] = overrides.get("workers") or [{"name": "default"}]
-        target = overrides["workers"][0]
-    elif not rest:
-        overrides[head] = value
-        return overrides
-    else:
-        target = overrides.setdefault(head, {})
-    for part in rest[:-1]:
-        target = target.setdefault(part, {})
-    target[rest[-1]] = value
-    return overrides
-
-
 def resources_pair(key: str, value: Any, context: dict[str, Any]) -> dict[str, Any]:
     """A requests or limits map needs its partner, at least as large / at most as large."""
     if key.endswith(".requests"):
@@ -177,6 +235,11 @@ def test_changing_the_key_changes_what_is_registered(key: str) -> None:
         after = resources_pair(key, value, context)
     else:
         before, after = context, with_value(context, key, value)
+    before, after = copy.deepcopy(before), copy.deepcopy(after)
+    if "auth" in after and "oidc" in after["auth"]:
+        # the auth object holds the client secret: Pulumi keeps it as a secret config value
+        secrets = {**secrets, "auth": before.pop("auth")} if "auth" in before else secrets
+        changed_secrets = {**(changed_secrets or secrets), "auth": after.pop("auth")}
     baseline = evaluate_ok("dev", secret_overrides=secrets or None, **before)
     changed = evaluate_ok("dev", secret_overrides=changed_secrets or secrets or None, **after)
     assert canonical(changed) != canonical(baseline), f"{key} changes nothing the program registers"

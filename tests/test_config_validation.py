@@ -259,6 +259,7 @@ SECTION_SAMPLES: dict[str, Any] = {
     "extraEnv": {"AIRFLOW__CORE__DEFAULT_TIMEZONE": "Europe/Paris"},
     "extraEnvFromSecrets": ["team-a-env"],
     "connections": None,
+    "externalServices": [{"name": "warehouse", "addresses": ["10.1.2.3"], "ports": [5432]}],
 }
 
 

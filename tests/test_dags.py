@@ -7,6 +7,7 @@ DAG uses comes from the environment the stack injects.
 
 from __future__ import annotations
 
+import collections
 import re
 import shutil
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ EXAMPLE_DAGS = {
     "kpo_service_dns",
     "kpo_secret_and_config",
     "kpo_xcom_to_python",
+    "external_service_check",
 }
 
 
@@ -88,6 +90,7 @@ def test_every_pod_task_is_covered(pods: dict[str, Any]) -> None:
         "kpo_service_dns.call_api_server_health",
         "kpo_secret_and_config.use_secret_and_config",
         "kpo_xcom_to_python.produce",
+        "external_service_check.connect_to_example_warehouse",
     }
 
 
@@ -186,6 +189,7 @@ def test_every_name_a_dag_uses_exists_among_the_stacks_objects(pods: dict[str, A
         "ConfigMap": set(),
         "Service": set(),
     }
+    ports: dict[str, set[int]] = collections.defaultdict(set)
     for built in pods.values():
         pod = built["pod"]
         used["Namespace"].add(pod["metadata"]["namespace"])
@@ -200,9 +204,12 @@ def test_every_name_a_dag_uses_exists_among_the_stacks_objects(pods: dict[str, A
                 reference = entry.get("valueFrom", {})
                 if "secretKeyRef" in reference:
                     used["Secret"].add(reference["secretKeyRef"]["name"])
-                host = re.match(r"https?://([a-z0-9.-]+)\.([a-z0-9-]+)\.svc\.cluster\.local", entry.get("value") or "")
+                host = re.match(
+                    r"(?:https?|tcp)://([a-z0-9.-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)", entry.get("value") or ""
+                )
                 if host:
                     used["Service"].add(host.group(1))
+                    ports[host.group(1)].add(int(host.group(3)))
             for source in container.get("envFrom", []):
                 if "configMapRef" in source:
                     used["ConfigMap"].add(source["configMapRef"]["name"])
@@ -211,6 +218,10 @@ def test_every_name_a_dag_uses_exists_among_the_stacks_objects(pods: dict[str, A
     for kind, wanted in used.items():
         assert wanted, kind
         assert wanted <= stack.names_of(kind), (kind, wanted - stack.names_of(kind))
+    # and each Service serves the port the DAG connects to
+    for service, wanted_ports in ports.items():
+        served = {port["port"] for port in stack.find("Service", service)["spec"]["ports"]}
+        assert wanted_ports <= served, (service, wanted_ports, served)
     # the example Secret holds the keys the DAG reads
     assert set(decoded_secret(stack, names.EXAMPLE_SECRET)) == {"username", "password"}
 

@@ -16,7 +16,14 @@ from tools.mock_engine import Evaluation, Secret, reveal, walk
 from tools.render import render
 from tools.security_scan import Finding, load_allowlist, scan, stale, unexpected
 
-CHECKOV_VARIANTS = ["dev", "prod", "kubernetes-executor", "celery-keda", "external-database-connections-git-ssh"]
+CHECKOV_VARIANTS = [
+    "dev",
+    "prod",
+    "kubernetes-executor",
+    "celery-keda",
+    "external-database-connections-git-ssh",
+    "http-route-sso-subpath",
+]
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +225,10 @@ def secret_values(evaluation: Evaluation, variant: str) -> set[str]:
                 if key in registration.outputs:
                     values.add(str(registration.outputs[key]))
     _, _, secret_config = VARIANTS[variant]
-    for value in secret_config.values():
+    for key, value in secret_config.items():
+        if key == "auth":  # an object holding one secret
+            values.add(value["oidc"]["clientSecret"])
+            continue
         texts = list(value.values()) if isinstance(value, dict) else [value]
         for text in texts:
             values.add(text)

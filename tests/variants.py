@@ -8,6 +8,7 @@ from tests.support import Evaluation, evaluate_ok
 
 EXTERNAL_URL = "postgresql+psycopg2://airflow:extSentinelPw91@db.example.com:5432/airflow"
 CONNECTION_URI = "postgresql://etl:connSentinelPw73@warehouse.example.com:5432/dw"
+OIDC_CLIENT_SECRET = "oidcSentinelSecret58"
 
 # name -> (stack file, overrides, secret overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -37,6 +38,40 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
             },
         },
         {"externalDatabaseUrl": EXTERNAL_URL, "connections": {"warehouse": CONNECTION_URI}},
+    ),
+    "http-route-sso-subpath": (
+        "dev",
+        {
+            "apiServer": {
+                "baseUrl": "https://data.example.com/airflow",
+                "httpRoute": {
+                    "enabled": True,
+                    "gatewayNamespace": "envoy-gateway-system",
+                    "parentRefs": [{"name": "shared", "namespace": "gateway-system", "sectionName": "https"}],
+                },
+            },
+            "externalServices": [
+                {
+                    "name": "lake",
+                    "addresses": ["lake.corp.example.com"],
+                    "ports": [443],
+                    "egressCidrs": ["10.8.0.0/16"],
+                },
+                {"name": "warehouse", "addresses": ["10.40.0.15", "fd00::15"], "ports": [5432, 5433]},
+            ],
+        },
+        {
+            "auth": {
+                "adminLogin": False,
+                "oidc": {
+                    "enabled": True,
+                    "issuerUrl": "https://login.example.com/realms/data",
+                    "clientId": "airflow",
+                    "clientSecret": OIDC_CLIENT_SECRET,
+                    "roleMapping": {"airflow-admins": ["Admin"], "analysts": ["Viewer"]},
+                },
+            }
+        },
     ),
     "git-https-no-network-policies": (
         "prod",

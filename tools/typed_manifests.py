@@ -81,6 +81,9 @@ class CustomKind:
 CUSTOM = [
     CustomKind("keda.sh/v1alpha1", "ScaledObject", "keda-v2.20.2/keda.sh_scaledobjects.yaml"),
     CustomKind("keda.sh/v1alpha1", "TriggerAuthentication", "keda-v2.20.2/keda.sh_triggerauthentications.yaml"),
+    CustomKind(
+        "gateway.networking.k8s.io/v1", "HTTPRoute", "gateway-api-v1.6.1/gateway.networking.k8s.io_httproutes.yaml"
+    ),
 ]
 
 SKIPPED_FIELDS = {"status"}
@@ -164,12 +167,13 @@ class Generator:
         if origin is typing.Literal:
             return "Literal[" + ", ".join(repr(a) for a in args) + "]"
         if isinstance(hint, type):
-            if issubclass(hint, enum.Enum):
+            cls = typing.cast("type[Any]", hint)
+            if issubclass(cls, enum.Enum):
                 return "str"  # the SDK's enums list known values; Kubernetes takes any string there
-            if typing.is_typeddict(hint):
-                return self.name_for(hint)
-            if hint in (str, int, bool, float):
-                return hint.__name__
+            if typing.is_typeddict(cls):
+                return self.name_for(cls)
+            if cls in (str, int, bool, float):
+                return cls.__name__
         raise TypeError(f"unsupported SDK type {hint!r} at {owner}.{key}")
 
     @staticmethod
@@ -259,9 +263,9 @@ class Generator:
             ]
             return name
         if kind == "object":
-            values = schema.get("additionalProperties")
+            values: Any = schema.get("additionalProperties")
             if isinstance(values, dict):
-                return f"dict[str, {self.schema_type(values, name + 'Value')}]"
+                return f"dict[str, {self.schema_type(typing.cast(dict[str, Any], values), name + 'Value')}]"
             return "dict[str, Any]"
         return "Any"
 

@@ -26,6 +26,9 @@ _REPOSITORY = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
+_ANNOTATION_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 _SECRETISH = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL|_CONN\b|FERNET|_KEY$")
 
 
@@ -66,6 +69,14 @@ def is_dns_subdomain(value: str) -> bool:
     return 0 < len(value) <= 253 and all(_DNS_LABEL.match(part) for part in value.split("."))
 
 
+def hostname(value: str) -> str | None:
+    """A DNS name as Ingress and HTTPRoute hosts take it (lowercase, no IP address, no port)."""
+    # an all-numeric last label is no top-level domain: such a name is a mistyped IP address
+    if is_dns_subdomain(value) and "." in value and not value.rsplit(".", 1)[1].isdigit():
+        return None
+    return 'must be a lowercase DNS name such as "airflow.example.com" (no scheme, port or IP address)'
+
+
 def quantity(value: str) -> str | None:
     return None if parse_quantity(value) is not None else f"must be {QUANTITY_HELP}"
 
@@ -99,6 +110,15 @@ def http_url(value: str) -> str | None:
     if parts.scheme in ("http", "https") and parts.hostname and not parts.query and not parts.fragment:
         return None
     return 'must be an http(s) URL without query or fragment, e.g. "https://airflow.example.com"'
+
+
+def annotation_keys(value: dict[str, str]) -> str | None:
+    bad = sorted(key for key in value if not _ANNOTATION_KEY.match(key) or len(key) > 316)
+    if bad:
+        return (
+            f"{', '.join(bad)} are not annotation keys: [prefix/]name, e.g. nginx.ingress.kubernetes.io/proxy-body-size"
+        )
+    return None
 
 
 def database_role(value: str) -> str | None:
@@ -186,6 +206,8 @@ ImageRepository = Annotated[str, _checked(image_repository)]
 ImageTag = Annotated[str, _checked(image_tag)]
 ImageDigest = Annotated[str, _checked(image_digest)]
 HttpUrl = Annotated[str, _checked(http_url)]
+Hostname = Annotated[str, _checked(hostname)]
+Annotations = Annotated[dict[str, str], _checked(annotation_keys)]
 DatabaseRole = Annotated[str, _checked(database_role)]
 Duration = Annotated[str, _checked(duration), Field(json_schema_extra={"pattern": _DURATION.pattern})]
 EnvNames = Annotated[dict[str, str], _checked(env_names)]

@@ -89,6 +89,25 @@ def is_secret(annotation: Any) -> bool:
     return any(is_secret(arg) for arg in get_args(annotation))
 
 
+def nested_secrets(annotation: Any, value: Any, path: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:
+    """Where a structured value holds secret fields (a Pulumi object with a plain-text secret inside)."""
+    base = _base(annotation)
+    found: list[tuple[str | int, ...]] = []
+    if is_model(base) and isinstance(value, dict):
+        for key, item in typing.cast("dict[str, Any]", value).items():
+            field = _field(base, key)
+            if field is None or item is None:
+                continue
+            if _base(field.annotation) is SecretStr:
+                found.append((*path, key))
+            else:
+                found += nested_secrets(field.annotation, item, (*path, key))
+    elif get_origin(base) is list and isinstance(value, list):
+        for i, item in enumerate(typing.cast("list[Any]", value)):
+            found += nested_secrets(get_args(base)[0], item, (*path, i))
+    return found
+
+
 def keys_of(model: type[BaseModel]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
 
@@ -236,6 +255,17 @@ def load_stack_config(raw_config: Mapping[str, str], secret_keys: set[str]) -> S
             shown = "[secret]" if secret else show(text)
             allowed = f"must be a {describe(field.annotation)} (structured YAML in the stack file)"
             problems.append(Problem(full_key, shown, allowed))
+            continue
+        if full_key not in secret_keys:
+            for path in nested_secrets(field.annotation, decoded[key], (key,)):
+                shown_path = key_path(path)
+                problems.append(
+                    Problem(
+                        PREFIX + shown_path,
+                        "[secret]",
+                        f"must be set with `pulumi config set --secret --path {shown_path} ...`",
+                    )
+                )
     try:
         config = StackConfig.model_validate(decoded)
     except ValidationError as error:

@@ -9,13 +9,14 @@ The derived facts the program needs (which executors run, what is autoscaled, ho
 properties of :class:`StackConfig`, each defined once here.
 """
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from components.config import checks
+from components.config import checks, names
 from components.config.base import Rule, Section, show, valid
 from components.kube.quantities import QUANTITY_HELP, mebibytes, parse_quantity
 
@@ -29,6 +30,9 @@ DagDelivery = Literal["configmap", "git-sync", "image"]
 PodSecurityLevel = Literal["restricted", "baseline", "privileged"]
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 DatabaseMode = Literal["in-cluster", "external"]
+FabRole = Literal["Admin", "Op", "User", "Viewer", "Public"]
+FAB_ROLES: tuple[str, ...] = ("Admin", "Op", "User", "Viewer", "Public")
+"""The FAB auth manager's built-in roles."""
 
 _QUEUE = re.compile(r"^[A-Za-z0-9_.-]+$")
 OFFICIAL_REPOSITORIES = ("apache/airflow", "docker.io/apache/airflow", "index.docker.io/apache/airflow")
@@ -124,6 +128,106 @@ class ImageConfig(Section):
             )
 
 
+class IngressTlsConfig(Section):
+    secret_name: checks.DnsLabel | None = Field(
+        default=None,
+        description=(
+            "TLS Secret (kubernetes.io/tls) in the stack's namespace: an existing one, or, with a cert-manager "
+            "issuer, the one cert-manager writes (default airflow-api-server-tls)."
+        ),
+    )
+    cluster_issuer: checks.DnsLabel | None = Field(
+        default=None,
+        description="cert-manager ClusterIssuer that issues the certificate (cert-manager.io/cluster-issuer).",
+    )
+    issuer: checks.DnsLabel | None = Field(
+        default=None, description="cert-manager Issuer in the stack's namespace (cert-manager.io/issuer)."
+    )
+
+    @property
+    def from_cert_manager(self) -> bool:
+        return bool(self.cluster_issuer or self.issuer)
+
+    def rules(self) -> Iterator[Rule]:
+        if not valid(self.secret_name, self.cluster_issuer, self.issuer):
+            return
+        if self.cluster_issuer and self.issuer:
+            yield Rule(("issuer",), show(self.issuer), "set clusterIssuer or issuer, not both")
+        if not (self.secret_name or self.cluster_issuer or self.issuer):
+            yield Rule(
+                ("secretName",),
+                "(not set)",
+                "TLS needs a certificate: secretName (an existing TLS Secret) or clusterIssuer/issuer (cert-manager)",
+            )
+
+
+class IngressConfig(Section):
+    enabled: bool = Field(
+        default=False, description="Expose the UI and REST API through an Ingress at apiServer.baseUrl."
+    )
+    class_name: checks.DnsLabel | None = Field(
+        default=None, description="ingressClassName (the cluster's default class if unset)."
+    )
+    extra_hosts: list[checks.Hostname] = Field(
+        default_factory=list, description="More host names to serve besides apiServer.baseUrl's host."
+    )
+    annotations: checks.Annotations = Field(
+        default_factory=dict, description="Extra annotations for the controller (not cert-manager's: use tls)."
+    )
+    tls: IngressTlsConfig | None = Field(
+        default=None, description="TLS for the Ingress: required when apiServer.baseUrl is https."
+    )
+    controller_namespace: checks.DnsLabel | None = Field(
+        default=None,
+        description="Namespace of the ingress controller's pods: the NetworkPolicy admits them to the api-server.",
+    )
+
+    def rules(self) -> Iterator[Rule]:
+        if not valid(self.annotations, self.tls) or self.tls is None:
+            return
+        for key in sorted(self.annotations):
+            if key.startswith("cert-manager.io/"):
+                yield Rule(
+                    ("annotations", key),
+                    show(self.annotations[key]),
+                    "set the issuer with tls.clusterIssuer or tls.issuer",
+                )
+
+
+class GatewayParentConfig(Section):
+    name: checks.DnsLabel = Field(description="Name of the Gateway.")
+    namespace: checks.DnsLabel | None = Field(
+        default=None, description="Namespace of the Gateway (the stack's namespace if unset)."
+    )
+    section_name: checks.DnsLabel | None = Field(
+        default=None, description="Listener of the Gateway to attach to (e.g. https); all listeners if unset."
+    )
+
+
+class HttpRouteConfig(Section):
+    enabled: bool = Field(
+        default=False, description="Expose the UI and REST API through a Gateway API HTTPRoute at apiServer.baseUrl."
+    )
+    parent_refs: list[GatewayParentConfig] = Field(
+        default_factory=lambda: list[GatewayParentConfig](),
+        description="Gateways (and listeners) the route attaches to; TLS is the listener's.",
+    )
+    extra_hostnames: list[checks.Hostname] = Field(
+        default_factory=list, description="More host names to match besides apiServer.baseUrl's host."
+    )
+    gateway_namespace: checks.DnsLabel | None = Field(
+        default=None,
+        description=(
+            "Namespace of the pods that carry the Gateway's traffic (e.g. envoy-gateway-system): "
+            "the NetworkPolicy admits them to the api-server."
+        ),
+    )
+
+    def rules(self) -> Iterator[Rule]:
+        if valid(self.enabled, self.parent_refs) and self.enabled and not self.parent_refs:
+            yield Rule(("parentRefs",), "[]", "name at least one Gateway: [{name: GATEWAY, namespace: NAMESPACE}]")
+
+
 class ApiServerConfig(Section):
     replicas: checks.NonNegative = Field(default=1, description="api-server pods.")
     workers: checks.Positive = Field(default=2, description="uvicorn worker processes per api-server pod.")
@@ -138,6 +242,36 @@ class ApiServerConfig(Section):
     resources: ResourcesConfig = Field(
         default_factory=lambda: resources("250m", "1Gi", "1", "2Gi"), description="api-server container resources."
     )
+    ingress: IngressConfig = Field(default_factory=IngressConfig, description="Expose through an Ingress.")
+    http_route: HttpRouteConfig = Field(
+        default_factory=HttpRouteConfig, description="Expose through a Gateway API HTTPRoute."
+    )
+
+    @property
+    def exposed(self) -> bool:
+        return self.ingress.enabled or self.http_route.enabled
+
+    def rules(self) -> Iterator[Rule]:
+        if not valid(self.base_url, self.ingress, self.http_route):
+            return
+        for key, enabled in (("ingress", self.ingress.enabled), ("httpRoute", self.http_route.enabled)):
+            if enabled and self.base_url is None:
+                yield Rule(
+                    ("baseUrl",),
+                    "(not set)",
+                    f"required with {key}.enabled: the public URL it serves, e.g. https://airflow.example.com",
+                )
+        if self.base_url is None or not self.ingress.enabled:
+            return
+        https = self.base_url.startswith("https://")
+        if https and self.ingress.tls is None:
+            yield Rule(
+                ("ingress", "tls"),
+                "(not set)",
+                "required when baseUrl is https: secretName, or clusterIssuer/issuer for cert-manager",
+            )
+        if not https and self.ingress.tls is not None:
+            yield Rule(("baseUrl",), show(self.base_url), "must be https when ingress.tls is set")
 
 
 class SchedulerConfig(Section):
@@ -322,9 +456,147 @@ class TaskPodsConfig(Section):
     )
 
 
+class OidcConfig(Section):
+    enabled: bool = Field(default=False, description="Sign users in with an OpenID Connect provider (FAB AUTH_OAUTH).")
+    issuer_url: checks.HttpUrl | None = Field(
+        default=None,
+        description=(
+            "The provider's issuer URL (its /.well-known/openid-configuration is read at sign-in); "
+            "https unless the UI itself is served over plain http (a dev setup)."
+        ),
+    )
+    client_id: str | None = Field(default=None, description="OAuth client ID registered with the provider.")
+    client_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "OAuth client secret (secret: `pulumi config set --secret --path auth.oidc.clientSecret ...`); "
+            "only the api-server mounts it, as a file."
+        ),
+    )
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "email", "profile"],
+        description="Scopes to request; must include openid (add groups if your provider needs it for the claim).",
+    )
+    roles_claim: str = Field(default="groups", description="Claim (ID token or userinfo) whose values map to roles.")
+    username_claim: str = Field(
+        default="preferred_username", description="Claim that becomes the Airflow user name (email if absent)."
+    )
+    role_mapping: dict[str, list[FabRole]] = Field(
+        default_factory=dict,
+        description='Claim value -> Airflow roles, e.g. {"airflow-admins": ["Admin"], "data-team": ["User"]}.',
+    )
+    default_role: FabRole = Field(
+        default="Public",
+        description="Role of users whose claim maps to no role (Public: signed in, but may see nothing).",
+    )
+    provider_name: checks.DnsLabel = Field(
+        default="sso", description="Name of the provider in Airflow (the sign-in button and callback path)."
+    )
+
+    def rules(self) -> Iterator[Rule]:
+        if not self.enabled:
+            return
+        for key, value in (
+            ("issuerUrl", self.issuer_url),
+            ("clientId", self.client_id),
+            ("clientSecret", self.client_secret),
+        ):
+            if value is None:
+                yield Rule((key,), "(not set)", "required when auth.oidc.enabled is true")
+        if valid(self.role_mapping):
+            if not self.role_mapping:
+                yield Rule(
+                    ("roleMapping",),
+                    "{}",
+                    'must map at least one claim value to roles, e.g. {"airflow-admins": ["Admin"]}',
+                )
+            for value, roles in sorted(self.role_mapping.items()):
+                if not roles:
+                    yield Rule(("roleMapping", value), "[]", f"must list at least one of {', '.join(FAB_ROLES)}")
+        if valid(self.scopes) and "openid" not in self.scopes:
+            yield Rule(("scopes",), show(self.scopes), "must include openid (the provider is OpenID Connect)")
+
+
 class AuthConfig(Section):
     admin_username: checks.DnsLabel = Field(default="admin", description="Login of the generated admin user.")
     admin_email: str = Field(default="admin@example.com", description="Email of the admin user.")
+    admin_login: bool = Field(
+        default=True,
+        description=(
+            "Keep the generated admin login. With OIDC it signs in to the REST API (POST /auth/token) and the "
+            "CLI; browsers sign in through the provider. false: no admin Secret, and an existing admin is deactivated."
+        ),
+    )
+    oidc: OidcConfig = Field(default_factory=OidcConfig, description="Single sign-on with OpenID Connect.")
+
+    def rules(self) -> Iterator[Rule]:
+        if valid(self.admin_login, self.oidc) and not self.admin_login and not self.oidc.enabled:
+            yield Rule(
+                ("adminLogin",),
+                "false",
+                "nobody could sign in: keep the admin login, or enable auth.oidc",
+            )
+
+
+class ExternalServiceConfig(Section):
+    name: checks.DnsLabel = Field(description="Service name tasks use: NAME.NAMESPACE.svc.cluster.local.")
+    addresses: list[str] = Field(
+        description="IP addresses (a Service with an EndpointSlice), or one DNS name (an ExternalName Service)."
+    )
+    ports: checks.Ports = Field(description="TCP ports tasks may reach.")
+    egress_cidrs: checks.Cidrs = Field(
+        default_factory=list,
+        description=(
+            "For a DNS name: the CIDRs it resolves to, which the NetworkPolicy opens on these ports "
+            "(unset: only what network.taskEgressTo allows, i.e. public addresses)."
+        ),
+    )
+
+    @property
+    def ips(self) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        return [ipaddress.ip_address(address) for address in self.addresses if _is_ip(address)]
+
+    @property
+    def dns_name(self) -> str | None:
+        return self.addresses[0] if self.addresses and not _is_ip(self.addresses[0]) else None
+
+    def rules(self) -> Iterator[Rule]:
+        if valid(self.ports) and not self.ports:
+            yield Rule(("ports",), "[]", "must list at least one port (1-65535)")
+        if not valid(self.addresses):
+            return
+        if not self.addresses:
+            yield Rule(("addresses",), "[]", "must list IP addresses or one DNS name")
+        ips = [a for a in self.addresses if _is_ip(a)]
+        for i, address in enumerate(self.addresses):
+            if _is_ip(address):
+                ip = ipaddress.ip_address(address)
+                if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast:
+                    yield Rule(
+                        ("addresses", i),
+                        show(address),
+                        "loopback, link-local, unspecified and multicast addresses cannot be Service endpoints",
+                    )
+            elif checks.hostname(address) is not None:
+                yield Rule(
+                    ("addresses", i), show(address), "must be an IP address or a DNS name such as db.corp.example.com"
+                )
+            elif ips or len(self.addresses) > 1:
+                yield Rule(
+                    ("addresses", i), show(address), "a DNS name must be the only address (an ExternalName Service)"
+                )
+        if valid(self.egress_cidrs) and self.egress_cidrs and ips:
+            yield Rule(
+                ("egressCidrs",), show(self.egress_cidrs), "only for a DNS name: IP addresses are opened exactly"
+            )
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 class NetworkConfig(Section):
@@ -332,10 +604,11 @@ class NetworkConfig(Section):
         default=True, description="Create NetworkPolicies (default deny, then only the needed paths)."
     )
     api_server_ingress_from: checks.NetworkPeers = Field(
-        default_factory=lambda: [{"namespaceSelector": {}}],
+        default_factory=list,
         description=(
-            "Who may reach the api-server (NetworkPolicy peers). "
-            "Default: pods in any namespace (e.g. an ingress controller)."
+            "Who else may reach the api-server's port 8080 (NetworkPolicy peers), besides the stack's own pods "
+            "and the ingress controller or gateway of apiServer.ingress/httpRoute. Default: nobody "
+            "(`kubectl port-forward` does not pass through NetworkPolicies)."
         ),
     )
     task_egress_to: checks.NetworkPeers = Field(
@@ -448,9 +721,18 @@ class StackConfig(Section):
     connections: checks.ConnectionIds = Field(
         default_factory=dict, description="Airflow connections, id -> URI or JSON, injected as AIRFLOW_CONN_<ID>."
     )
+    external_services: list[ExternalServiceConfig] = Field(
+        default_factory=lambda: list[ExternalServiceConfig](),
+        description=(
+            "Services outside the cluster that tasks reach by a stable in-cluster name; task pods, workers and "
+            "triggerers get NetworkPolicy egress to exactly these addresses and ports."
+        ),
+    )
 
     def rules(self) -> Iterator[Rule]:
         yield from self._autoscaling_rules()
+        yield from self._exposure_rules()
+        yield from self._external_service_rules()
         if valid(self.database) and self.database.mode == "external" and self.external_database_url is None:
             yield Rule(
                 ("externalDatabaseUrl",),
@@ -477,6 +759,43 @@ class StackConfig(Section):
                     )
         if valid(self.executor) and self.uses_celery and not self.workers:
             yield Rule(("workers",), "[]", "the CeleryExecutor needs at least one worker set")
+
+    def _exposure_rules(self) -> Iterator[Rule]:
+        if not valid(self.api_server, self.network, self.auth):
+            return
+        if self.network.enabled:
+            if self.api_server.ingress.enabled and self.api_server.ingress.controller_namespace is None:
+                yield Rule(
+                    ("apiServer", "ingress", "controllerNamespace"),
+                    "(not set)",
+                    "required with network.enabled: the namespace of the ingress controller's pods "
+                    "(e.g. ingress-nginx), which the NetworkPolicy admits to the api-server",
+                )
+            if self.api_server.http_route.enabled and self.api_server.http_route.gateway_namespace is None:
+                yield Rule(
+                    ("apiServer", "httpRoute", "gatewayNamespace"),
+                    "(not set)",
+                    "required with network.enabled: the namespace of the pods that carry the Gateway's traffic "
+                    "(e.g. envoy-gateway-system), which the NetworkPolicy admits to the api-server",
+                )
+        oidc = self.auth.oidc
+        plain_issuer = oidc.issuer_url is not None and not oidc.issuer_url.startswith("https://")
+        if oidc.enabled and plain_issuer and (self.api_server.base_url or "").startswith("https://"):
+            yield Rule(
+                ("auth", "oidc", "issuerUrl"),
+                show(oidc.issuer_url),
+                "must be https: the UI is served over https (apiServer.baseUrl); plain http is for dev setups only",
+            )
+
+    def _external_service_rules(self) -> Iterator[Rule]:
+        if not valid(self.external_services):
+            return
+        taken = {name: "a Service of the stack" for name in names.STACK_SERVICES}
+        for i, service in enumerate(self.external_services):
+            owner = taken.get(service.name)
+            if owner is not None:
+                yield Rule(("externalServices", i, "name"), show(service.name), f"already taken by {owner}")
+            taken.setdefault(service.name, f"externalServices[{i}]")
 
     def _autoscaling_rules(self) -> Iterator[Rule]:
         if not valid(self.keda, self.triggerer, self.executor):

@@ -27,6 +27,8 @@ TASK_POD = "airflow-task"
 """Identity of KubernetesPodOperator pods: no RBAC, no token."""
 POSTGRES = "airflow-postgres"
 REDIS = "airflow-redis"
+STACK_SERVICES = (API_SERVER, POSTGRES, REDIS)
+"""Service names the stack itself uses (external services may not take them)."""
 POD_LAUNCHER_ROLE = "airflow-pod-launcher"
 POD_LOG_READER_ROLE = "airflow-pod-log-reader"
 
@@ -62,6 +64,12 @@ ADMIN_PASSWORD_KEY = "password"
 
 CONNECTIONS_SECRET = "airflow-connections"
 
+OIDC_SECRET = "airflow-oidc"
+OIDC_CLIENT_SECRET_KEY = "client-secret"
+
+API_SERVER_TLS_SECRET = "airflow-api-server-tls"
+"""The TLS Secret cert-manager writes for the Ingress (when tls.secretName is not set)."""
+
 REDIS_SECRET = "airflow-redis"
 REDIS_PASSWORD_KEY = "password"
 REDIS_CONFIG_KEY = "redis.conf"
@@ -77,6 +85,8 @@ SCRIPTS_CONFIG_MAP = "airflow-scripts"
 POD_TEMPLATE_CONFIG_MAP = "airflow-pod-template"
 POD_TEMPLATE_KEY = "pod_template.yaml"
 DAGS_CONFIG_MAP = "airflow-dags"
+WEBSERVER_CONFIG_MAP = "airflow-webserver-config"
+WEBSERVER_CONFIG_KEY = "webserver_config.py"
 
 # --- KEDA ---
 KEDA_TRIGGER_AUTH = "airflow-keda-postgres"
@@ -116,6 +126,8 @@ class Component:
     AUTOSCALING = "autoscaling"
     DAGS = "dags"
     EXAMPLES = "examples"
+    EXPOSURE = "exposure"
+    EXTERNAL_SERVICE = "external-service"
 
 
 def app_name(component: str) -> str:
@@ -201,6 +213,9 @@ class AirflowEnv:
     KEDA_PASSWORD_FILE = "AIRFLOW_K8S_KEDA_PASSWORD_FILE"
     WORKER_QUEUES = "AIRFLOW_K8S_WORKER_QUEUES"
     DRAIN_SECONDS = "AIRFLOW_K8S_DRAIN_SECONDS"
+    OIDC_CLIENT_SECRET_FILE = "AIRFLOW_K8S_OIDC_CLIENT_SECRET_FILE"
+    FAB_CONFIG_FILE = "AIRFLOW__FAB__CONFIG_FILE"
+    FAB_PROXY_FIX = "AIRFLOW__FAB__ENABLE_PROXY_FIX"
     # the contract with DAGs (dags/stack_context.py)
     NAMESPACE = stack_context.ENV_NAMESPACE
     TASK_SERVICE_ACCOUNT = stack_context.ENV_TASK_SERVICE_ACCOUNT

@@ -14,14 +14,18 @@ from components.airflow_pods import environment as env
 from components.airflow_pods.workload import AirflowPodHandles, WorkloadSpec, register_workload
 from components.config import names
 from components.config.model import StackConfig
+from components.control_plane import sso
+from components.control_plane.exposure import Exposure, ExposureArgs
+from components.control_plane.settings import config_map_manifest, register_config_map
 from components.foundation.identities import identities
 from components.kube import builders, objects
-from components.kube.wiring import IdentityHandle, SecretHandle
+from components.kube.wiring import ConfigMapHandle, IdentityHandle, SecretHandle
 
 if TYPE_CHECKING:
-    from components.kube.manifest_types import PodSpec, ServiceManifest
+    from components.kube.manifest_types import EnvVar, PodSpec, ServiceManifest
 
 E = names.AirflowEnv
+C = names.Component
 PORT_NAME = "http"
 
 ADMIN_PASSWORD = env.SecretFile(
@@ -30,21 +34,31 @@ ADMIN_PASSWORD = env.SecretFile(
 
 
 def bootstrap_admin(config: StackConfig) -> pods.AirflowContainer:
-    """Init container: make the generated admin login work (create the user, or reset its password).
+    """Init container: make the generated admin login work (create the user, or reset its password),
+    or, with ``auth.adminLogin: false``, deactivate that user.
 
     Only this container mounts the admin password.
     """
+    password = (ADMIN_PASSWORD,) if config.auth.admin_login else ()
     return pods.AirflowContainer(
         name="bootstrap-admin",
         args=["python", env.BOOTSTRAP_ADMIN],
         resources=config.api_server.resources,
-        credentials=(*env.api_server_credentials(config), ADMIN_PASSWORD),
+        credentials=(*env.api_server_credentials(config), *password),
         extra_env=[
             builders.env(E.ADMIN_USERNAME, config.auth.admin_username),
             builders.env(E.ADMIN_EMAIL, config.auth.admin_email),
+            *sso.api_server_env(config),
         ],
+        extra_mounts=sso.mounts(config),
         dags=False,
     )
+
+
+def proxy_env(config: StackConfig) -> list[EnvVar]:
+    """Behind an Ingress or a Gateway, trust one proxy's X-Forwarded-* headers (the NetworkPolicy admits
+    only the controller's pods), so sign-in redirects and secure cookies follow the public https URL."""
+    return [builders.env(E.FAB_PROXY_FIX, "True")] if config.api_server.exposed else []
 
 
 def probes(config: StackConfig) -> pods.Probes:
@@ -62,8 +76,13 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         name="api-server",
         args=["airflow", "api-server"],
         resources=resources,
-        credentials=env.api_server_credentials(config),
-        extra_env=[builders.env(E.API_WORKERS, str(config.api_server.workers))],
+        credentials=(*env.api_server_credentials(config), *sso.credentials(config)),
+        extra_env=[
+            builders.env(E.API_WORKERS, str(config.api_server.workers)),
+            *sso.api_server_env(config),
+            *proxy_env(config),
+        ],
+        extra_mounts=sso.mounts(config),
         ports=[{"name": PORT_NAME, "containerPort": names.API_SERVER_PORT, "protocol": "TCP"}],
         probes=probes(config),
     )
@@ -74,6 +93,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         mounts_api_token=identity.calls_kubernetes_api,
         containers=[server],
         init_containers=[pods.wait_for_migrations(config, resources), bootstrap_admin(config)],
+        extra_volumes=sso.volumes(config),
         dag_paths=dag_paths,
     )
 
@@ -119,7 +139,10 @@ class ApiServerArgs:
     config: StackConfig
     pods: AirflowPodHandles
     identity: IdentityHandle
-    admin: SecretHandle
+    admin: SecretHandle | None
+    """The generated admin login (None with auth.adminLogin false)."""
+    oidc: SecretHandle | None = None
+    """The OIDC client secret (auth.oidc)."""
     dag_paths: Mapping[str, str] | None = None
 
 
@@ -133,15 +156,26 @@ class ApiServer(pulumi.ComponentResource):
         super().__init__("airflow-k8s:controlplane:ApiServer", name, None, opts)
         config = args.config
         shared = args.pods
+        webserver_config: ConfigMapHandle | None = None
+        if sso.enabled(config):
+            content = {names.WEBSERVER_CONFIG_KEY: sso.webserver_config(config)}
+            manifest = config_map_manifest(names.WEBSERVER_CONFIG_MAP, C.CONFIG, config.namespace, content)
+            webserver_config = register_config_map(self, manifest, [shared.namespace.resource])
         registered = register_workload(
             self,
             config,
             workload(config, args.dag_paths),
             shared.namespace,
             args.identity,
-            [*shared.content(), args.admin],
+            [*shared.content(), args.admin, args.oidc, webserver_config],
         )
         self.deployment = registered.deployment
         self.service = objects.register(service_manifest(config), objects.child_opts(self, [shared.namespace.resource]))
+        if config.api_server.exposed:
+            Exposure(
+                "exposure",
+                ExposureArgs(config, shared.namespace, self.service),
+                pulumi.ResourceOptions(parent=self),
+            )
         self.url = self.service.output("metadata").apply(in_cluster_url)
         self.register_outputs({"url": self.url})

@@ -140,14 +140,17 @@ class Credentials(pulumi.ComponentResource):
     """Connection URLs of the metadata database (Airflow, KEDA, the Celery result backend)."""
     keys: SecretHandle
     """Fernet key, API secret key, JWT secret."""
-    admin: SecretHandle
+    admin: SecretHandle | None
+    """The generated admin login (None with auth.adminLogin false)."""
+    oidc: SecretHandle | None
+    """The OIDC client secret (None without auth.oidc)."""
     postgres: SecretHandle | None
     """The in-cluster Postgres superuser password (None with an external database)."""
     connections: SecretHandle | None
     """The user's connections as AIRFLOW_CONN_* (None when there are none)."""
     keda: SecretHandle | None
     """KEDA's read-only database login (None without KEDA)."""
-    admin_password: pulumi.Output[str]
+    admin_password: pulumi.Output[str] | None
     database_host: str | pulumi.Output[str]
 
     def __init__(self, name: str, args: CredentialsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -167,10 +170,6 @@ class Credentials(pulumi.ComponentResource):
         api_key = pulumi_random.RandomPassword(
             "api-secret-key", length=48, special=False, keepers=rotation_keepers(rotation.api_secret_key), opts=plain
         )
-        admin = pulumi_random.RandomPassword(
-            "admin-password", length=24, special=False, keepers=rotation_keepers(rotation.admin_password), opts=plain
-        )
-        self.admin_password = admin.result
 
         def secret(secret_name: str, keys: frozenset[str], data: pulumi.Output[dict[str, str]]) -> SecretHandle:
             return register_secret(self, secret_name, component, args.namespace, keys, data)
@@ -208,13 +207,32 @@ class Credentials(pulumi.ComponentResource):
                 }
             ),
         )
-        self.admin = secret(
-            names.ADMIN_SECRET,
-            frozenset({names.ADMIN_USERNAME_KEY, names.ADMIN_PASSWORD_KEY}),
-            admin.result.apply(
-                lambda p: {names.ADMIN_USERNAME_KEY: config.auth.admin_username, names.ADMIN_PASSWORD_KEY: p}
-            ),
-        )
+        self.admin = None
+        self.admin_password = None
+        if config.auth.admin_login:
+            admin = pulumi_random.RandomPassword(
+                "admin-password",
+                length=24,
+                special=False,
+                keepers=rotation_keepers(rotation.admin_password),
+                opts=plain,
+            )
+            self.admin_password = admin.result
+            self.admin = secret(
+                names.ADMIN_SECRET,
+                frozenset({names.ADMIN_USERNAME_KEY, names.ADMIN_PASSWORD_KEY}),
+                admin.result.apply(
+                    lambda p: {names.ADMIN_USERNAME_KEY: config.auth.admin_username, names.ADMIN_PASSWORD_KEY: p}
+                ),
+            )
+        self.oidc = None
+        client_secret = config.auth.oidc.client_secret
+        if config.auth.oidc.enabled and client_secret is not None:
+            self.oidc = secret(
+                names.OIDC_SECRET,
+                frozenset({names.OIDC_CLIENT_SECRET_KEY}),
+                pulumi.Output.secret({names.OIDC_CLIENT_SECRET_KEY: client_secret.get_secret_value()}),
+            )
         self.keda = None
         if config.keda.enabled:
             keda_password = pulumi_random.RandomPassword("keda-database-password", length=32, special=False, opts=plain)
@@ -236,5 +254,5 @@ class Credentials(pulumi.ComponentResource):
 
     @property
     def handles(self) -> list[SecretHandle]:
-        found = [self.metadata, self.postgres, self.keys, self.admin, self.keda, self.connections]
+        found = [self.metadata, self.postgres, self.keys, self.admin, self.oidc, self.keda, self.connections]
         return [handle for handle in found if handle is not None]

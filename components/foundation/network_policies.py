@@ -17,6 +17,7 @@ import pulumi
 
 from components.config import names
 from components.config.model import StackConfig
+from components.foundation import external_services
 from components.foundation.identities import identities
 from components.kube import objects
 from components.kube.wiring import NamespaceHandle
@@ -139,15 +140,20 @@ def allowed_paths(config: StackConfig) -> list[Path]:
     kube_api_ports = tcp(*network.kube_api_server_ports)
     task_egress = Outside(tuple(network.task_egress_to))
     users = Outside(tuple(network.api_server_ingress_from))
-    keda = Outside(
-        ({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": config.keda.operator_namespace}}},)
-    )
+    keda = _namespace(config.keda.operator_namespace)
     anywhere = Outside((), anywhere=True)
     # Pods that run task code (Celery workers, task pods, KubernetesPodOperator pods) have no path to
     # the database: tasks reach Airflow through the execution API.
     servers = (API_SERVER, SCHEDULER, DAG_PROCESSOR, TRIGGERER)
     api = tcp(names.API_SERVER_PORT)
-    return [
+    task_code = (
+        (SCHEDULER, TRIGGERER, WORKERS, TASK_PODS, OPERATOR_PODS)
+        if local_tasks
+        else (TRIGGERER, WORKERS, TASK_PODS, OPERATOR_PODS)
+    )
+    ingress = config.api_server.ingress
+    route = config.api_server.http_route
+    paths = [
         Path(EVERY_POD, anywhere, DNS_PORTS, "every pod to DNS (port 53) to resolve Service names"),
         # the metadata database and the broker
         Path(
@@ -173,6 +179,21 @@ def allowed_paths(config: StackConfig) -> list[Path]:
         ),
         # the UI, the REST API and the execution API
         Path(users, API_SERVER, api, "users to the UI/API on 8080 from network.apiServerIngressFrom"),
+        Path(
+            _namespace(ingress.controller_namespace),
+            API_SERVER,
+            api,
+            f"the ingress controller (namespace {ingress.controller_namespace}) to the UI/API on 8080 "
+            "(apiServer.ingress)",
+            when=ingress.enabled,
+        ),
+        Path(
+            _namespace(route.gateway_namespace),
+            API_SERVER,
+            api,
+            f"the gateway's proxies (namespace {route.gateway_namespace}) to the UI/API on 8080 (apiServer.httpRoute)",
+            when=route.enabled,
+        ),
         Path(
             (SCHEDULER, DAG_PROCESSOR, TRIGGERER, WORKERS, TASK_PODS),
             API_SERVER,
@@ -227,14 +248,7 @@ def allowed_paths(config: StackConfig) -> list[Path]:
             "Celery workers and KubernetesExecutor task pods to the Kubernetes API (KubernetesPodOperator)",
         ),
         # where task code may go
-        Path(
-            (SCHEDULER, TRIGGERER, WORKERS, TASK_PODS, OPERATOR_PODS)
-            if local_tasks
-            else (TRIGGERER, WORKERS, TASK_PODS, OPERATOR_PODS),
-            task_egress,
-            (),
-            "pods that run task code or triggers to network.taskEgressTo",
-        ),
+        Path(task_code, task_egress, (), "pods that run task code or triggers to network.taskEgressTo"),
         Path(
             GIT_SYNC_PODS,
             Outside(tuple(network.git_egress_to)),
@@ -243,6 +257,24 @@ def allowed_paths(config: StackConfig) -> list[Path]:
             when=config.uses_git_sync,
         ),
     ]
+    for service in config.external_services:
+        paths.append(
+            Path(
+                task_code,
+                Outside(tuple({"ipBlock": {"cidr": cidr}} for cidr in external_services.egress_peers(service))),
+                tcp(*service.ports),
+                f"pods that run task code or triggers to the external service {service.name} "
+                f"({', '.join(service.addresses)}) on {', '.join(map(str, service.ports))}",
+            )
+        )
+    return paths
+
+
+def _namespace(name: str | None) -> Outside:
+    """Pods of one namespace; none when the namespace is not set (the path is then closed)."""
+    if name is None:
+        return Outside(())
+    return Outside(({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}},))
 
 
 # --- the policies, derived ---------------------------------------------------------------------------------

@@ -388,6 +388,237 @@ class HTTPIngressPath(TypedDict, total=False):
 class HTTPIngressRuleValue(TypedDict, total=False):
     paths: Required[list[HTTPIngressPath]]
 
+class HTTPRouteManifest(TypedDict, total=False):
+    apiVersion: Required[Literal["gateway.networking.k8s.io/v1"]]
+    kind: Required[Literal["HTTPRoute"]]
+    metadata: Required[NamedObjectMeta]
+    spec: Required[HTTPRouteSpec]
+
+class HTTPRouteSpec(TypedDict, total=False):
+    hostnames: NotRequired[list[str]]
+    parentRefs: NotRequired[list[HTTPRouteSpecParentRefsItem]]
+    rules: NotRequired[list[HTTPRouteSpecRulesItem]]
+
+class HTTPRouteSpecParentRefsItem(TypedDict, total=False):
+    group: NotRequired[str]
+    kind: NotRequired[str]
+    name: Required[str]
+    namespace: NotRequired[str]
+    port: NotRequired[int]
+    sectionName: NotRequired[str]
+
+class HTTPRouteSpecRulesItem(TypedDict, total=False):
+    backendRefs: NotRequired[list[HTTPRouteSpecRulesItemBackendRefsItem]]
+    filters: NotRequired[list[HTTPRouteSpecRulesItemFiltersItem]]
+    matches: NotRequired[list[HTTPRouteSpecRulesItemMatchesItem]]
+    name: NotRequired[str]
+    timeouts: NotRequired[HTTPRouteSpecRulesItemTimeouts]
+
+class HTTPRouteSpecRulesItemBackendRefsItem(TypedDict, total=False):
+    filters: NotRequired[list[HTTPRouteSpecRulesItemBackendRefsItemFiltersItem]]
+    group: NotRequired[str]
+    kind: NotRequired[str]
+    name: Required[str]
+    namespace: NotRequired[str]
+    port: NotRequired[int]
+    weight: NotRequired[int]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItem(TypedDict, total=False):
+    cors: NotRequired[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemCors]
+    extensionRef: NotRequired[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemExtensionRef]
+    requestHeaderModifier: NotRequired[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestHeaderModifier]
+    requestMirror: NotRequired[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestMirror]
+    requestRedirect: NotRequired[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestRedirect]
+    responseHeaderModifier: NotRequired[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemResponseHeaderModifier]
+    type: Required[str]
+    urlRewrite: NotRequired[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemUrlRewrite]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemCors(TypedDict, total=False):
+    allowCredentials: NotRequired[bool]
+    allowHeaders: NotRequired[list[str]]
+    allowMethods: NotRequired[list[str]]
+    allowOrigins: NotRequired[list[str]]
+    exposeHeaders: NotRequired[list[str]]
+    maxAge: NotRequired[int]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemExtensionRef(TypedDict, total=False):
+    group: Required[str]
+    kind: Required[str]
+    name: Required[str]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestHeaderModifier(TypedDict, total=False):
+    add: NotRequired[list[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestHeaderModifierAddItem]]
+    remove: NotRequired[list[str]]
+    set: NotRequired[list[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestHeaderModifierSetItem]]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestHeaderModifierAddItem(TypedDict, total=False):
+    name: Required[str]
+    value: Required[str]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestHeaderModifierSetItem(TypedDict, total=False):
+    name: Required[str]
+    value: Required[str]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestMirror(TypedDict, total=False):
+    backendRef: Required[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestMirrorBackendRef]
+    fraction: NotRequired[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestMirrorFraction]
+    percent: NotRequired[int]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestMirrorBackendRef(TypedDict, total=False):
+    group: NotRequired[str]
+    kind: NotRequired[str]
+    name: Required[str]
+    namespace: NotRequired[str]
+    port: NotRequired[int]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestMirrorFraction(TypedDict, total=False):
+    denominator: NotRequired[int]
+    numerator: Required[int]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestRedirect(TypedDict, total=False):
+    hostname: NotRequired[str]
+    path: NotRequired[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestRedirectPath]
+    port: NotRequired[int]
+    scheme: NotRequired[str]
+    statusCode: NotRequired[int]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemRequestRedirectPath(TypedDict, total=False):
+    replaceFullPath: NotRequired[str]
+    replacePrefixMatch: NotRequired[str]
+    type: Required[str]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemResponseHeaderModifier(TypedDict, total=False):
+    add: NotRequired[list[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemResponseHeaderModifierAddItem]]
+    remove: NotRequired[list[str]]
+    set: NotRequired[list[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemResponseHeaderModifierSetItem]]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemResponseHeaderModifierAddItem(TypedDict, total=False):
+    name: Required[str]
+    value: Required[str]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemResponseHeaderModifierSetItem(TypedDict, total=False):
+    name: Required[str]
+    value: Required[str]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemUrlRewrite(TypedDict, total=False):
+    hostname: NotRequired[str]
+    path: NotRequired[HTTPRouteSpecRulesItemBackendRefsItemFiltersItemUrlRewritePath]
+
+class HTTPRouteSpecRulesItemBackendRefsItemFiltersItemUrlRewritePath(TypedDict, total=False):
+    replaceFullPath: NotRequired[str]
+    replacePrefixMatch: NotRequired[str]
+    type: Required[str]
+
+class HTTPRouteSpecRulesItemFiltersItem(TypedDict, total=False):
+    cors: NotRequired[HTTPRouteSpecRulesItemFiltersItemCors]
+    extensionRef: NotRequired[HTTPRouteSpecRulesItemFiltersItemExtensionRef]
+    requestHeaderModifier: NotRequired[HTTPRouteSpecRulesItemFiltersItemRequestHeaderModifier]
+    requestMirror: NotRequired[HTTPRouteSpecRulesItemFiltersItemRequestMirror]
+    requestRedirect: NotRequired[HTTPRouteSpecRulesItemFiltersItemRequestRedirect]
+    responseHeaderModifier: NotRequired[HTTPRouteSpecRulesItemFiltersItemResponseHeaderModifier]
+    type: Required[str]
+    urlRewrite: NotRequired[HTTPRouteSpecRulesItemFiltersItemUrlRewrite]
+
+class HTTPRouteSpecRulesItemFiltersItemCors(TypedDict, total=False):
+    allowCredentials: NotRequired[bool]
+    allowHeaders: NotRequired[list[str]]
+    allowMethods: NotRequired[list[str]]
+    allowOrigins: NotRequired[list[str]]
+    exposeHeaders: NotRequired[list[str]]
+    maxAge: NotRequired[int]
+
+class HTTPRouteSpecRulesItemFiltersItemExtensionRef(TypedDict, total=False):
+    group: Required[str]
+    kind: Required[str]
+    name: Required[str]
+
+class HTTPRouteSpecRulesItemFiltersItemRequestHeaderModifier(TypedDict, total=False):
+    add: NotRequired[list[HTTPRouteSpecRulesItemFiltersItemRequestHeaderModifierAddItem]]
+    remove: NotRequired[list[str]]
+    set: NotRequired[list[HTTPRouteSpecRulesItemFiltersItemRequestHeaderModifierSetItem]]
+
+class HTTPRouteSpecRulesItemFiltersItemRequestHeaderModifierAddItem(TypedDict, total=False):
+    name: Required[str]
+    value: Required[str]
+
+class HTTPRouteSpecRulesItemFiltersItemRequestHeaderModifierSetItem(TypedDict, total=False):
+    name: Required[str]
+    value: Required[str]
+
+class HTTPRouteSpecRulesItemFiltersItemRequestMirror(TypedDict, total=False):
+    backendRef: Required[HTTPRouteSpecRulesItemFiltersItemRequestMirrorBackendRef]
+    fraction: NotRequired[HTTPRouteSpecRulesItemFiltersItemRequestMirrorFraction]
+    percent: NotRequired[int]
+
+class HTTPRouteSpecRulesItemFiltersItemRequestMirrorBackendRef(TypedDict, total=False):
+    group: NotRequired[str]
+    kind: NotRequired[str]
+    name: Required[str]
+    namespace: NotRequired[str]
+    port: NotRequired[int]
+
+class HTTPRouteSpecRulesItemFiltersItemRequestMirrorFraction(TypedDict, total=False):
+    denominator: NotRequired[int]
+    numerator: Required[int]
+
+class HTTPRouteSpecRulesItemFiltersItemRequestRedirect(TypedDict, total=False):
+    hostname: NotRequired[str]
+    path: NotRequired[HTTPRouteSpecRulesItemFiltersItemRequestRedirectPath]
+    port: NotRequired[int]
+    scheme: NotRequired[str]
+    statusCode: NotRequired[int]
+
+class HTTPRouteSpecRulesItemFiltersItemRequestRedirectPath(TypedDict, total=False):
+    replaceFullPath: NotRequired[str]
+    replacePrefixMatch: NotRequired[str]
+    type: Required[str]
+
+class HTTPRouteSpecRulesItemFiltersItemResponseHeaderModifier(TypedDict, total=False):
+    add: NotRequired[list[HTTPRouteSpecRulesItemFiltersItemResponseHeaderModifierAddItem]]
+    remove: NotRequired[list[str]]
+    set: NotRequired[list[HTTPRouteSpecRulesItemFiltersItemResponseHeaderModifierSetItem]]
+
+class HTTPRouteSpecRulesItemFiltersItemResponseHeaderModifierAddItem(TypedDict, total=False):
+    name: Required[str]
+    value: Required[str]
+
+class HTTPRouteSpecRulesItemFiltersItemResponseHeaderModifierSetItem(TypedDict, total=False):
+    name: Required[str]
+    value: Required[str]
+
+class HTTPRouteSpecRulesItemFiltersItemUrlRewrite(TypedDict, total=False):
+    hostname: NotRequired[str]
+    path: NotRequired[HTTPRouteSpecRulesItemFiltersItemUrlRewritePath]
+
+class HTTPRouteSpecRulesItemFiltersItemUrlRewritePath(TypedDict, total=False):
+    replaceFullPath: NotRequired[str]
+    replacePrefixMatch: NotRequired[str]
+    type: Required[str]
+
+class HTTPRouteSpecRulesItemMatchesItem(TypedDict, total=False):
+    headers: NotRequired[list[HTTPRouteSpecRulesItemMatchesItemHeadersItem]]
+    method: NotRequired[str]
+    path: NotRequired[HTTPRouteSpecRulesItemMatchesItemPath]
+    queryParams: NotRequired[list[HTTPRouteSpecRulesItemMatchesItemQueryParamsItem]]
+
+class HTTPRouteSpecRulesItemMatchesItemHeadersItem(TypedDict, total=False):
+    name: Required[str]
+    type: NotRequired[str]
+    value: Required[str]
+
+class HTTPRouteSpecRulesItemMatchesItemPath(TypedDict, total=False):
+    type: NotRequired[str]
+    value: NotRequired[str]
+
+class HTTPRouteSpecRulesItemMatchesItemQueryParamsItem(TypedDict, total=False):
+    name: Required[str]
+    type: NotRequired[str]
+    value: Required[str]
+
+class HTTPRouteSpecRulesItemTimeouts(TypedDict, total=False):
+    backendRequest: NotRequired[str]
+    request: NotRequired[str]
+
 class HorizontalPodAutoscalerBehavior(TypedDict, total=False):
     scaleDown: NotRequired[HPAScalingRules]
     scaleUp: NotRequired[HPAScalingRules]
@@ -1603,4 +1834,4 @@ class WorkloadReference(TypedDict, total=False):
     podGroup: Required[str]
     podGroupReplicaKey: NotRequired[str]
 
-Manifest = NamespaceManifest | ServiceAccountManifest | SecretManifest | ConfigMapManifest | ServiceManifest | PodManifest | PersistentVolumeClaimManifest | DeploymentManifest | StatefulSetManifest | CronJobManifest | JobManifest | PodDisruptionBudgetManifest | HorizontalPodAutoscalerManifest | RoleManifest | RoleBindingManifest | NetworkPolicyManifest | IngressManifest | EndpointSliceManifest | ScaledObjectManifest | TriggerAuthenticationManifest
+Manifest = NamespaceManifest | ServiceAccountManifest | SecretManifest | ConfigMapManifest | ServiceManifest | PodManifest | PersistentVolumeClaimManifest | DeploymentManifest | StatefulSetManifest | CronJobManifest | JobManifest | PodDisruptionBudgetManifest | HorizontalPodAutoscalerManifest | RoleManifest | RoleBindingManifest | NetworkPolicyManifest | IngressManifest | EndpointSliceManifest | ScaledObjectManifest | TriggerAuthenticationManifest | HTTPRouteManifest

@@ -1,4 +1,5 @@
-"""Create the admin user of the FAB auth manager, or reset its password to the generated one.
+"""Create the admin user of the FAB auth manager, or reset its password to the generated one; or, when
+the stack switched the admin login off (no password file), deactivate that user.
 
 Idempotent: runs in an init container of every api-server pod. The password comes from a mounted Secret
 file (never from the environment or a command line).
@@ -14,14 +15,34 @@ from airflow.providers.fab.auth_manager.cli_commands.utils import get_applicatio
 from werkzeug.security import check_password_hash
 
 
+def deactivate(username: str) -> int:
+    with get_application_builder() as appbuilder:
+        security: Any = appbuilder.sm  # FAB's security manager is untyped
+        user = security.find_user(username=username)
+        if user is None or not user.active:
+            print(f"bootstrap-admin: admin login off; no active user {username!r}")
+            return 0
+        user.active = False
+        security.update_user(user)
+        print(f"bootstrap-admin: admin login off; deactivated {username!r}")
+    return 0
+
+
 def main() -> int:
     username = os.environ["AIRFLOW_K8S_ADMIN_USERNAME"]
-    with open(os.environ["AIRFLOW_K8S_ADMIN_PASSWORD_FILE"]) as file:
+    password_file = os.environ.get("AIRFLOW_K8S_ADMIN_PASSWORD_FILE")
+    if not password_file:
+        return deactivate(username)
+    with open(password_file) as file:
         password = file.read().strip()
     email = os.environ["AIRFLOW_K8S_ADMIN_EMAIL"]
     with get_application_builder() as appbuilder:
         security: Any = appbuilder.sm  # FAB's security manager is untyped
         user = security.find_user(username=username)
+        if user is not None and not user.active:
+            user.active = True
+            security.update_user(user)
+            print(f"bootstrap-admin: reactivated {username!r}")
         if user is None:
             role = security.find_role("Admin")
             created = security.add_user(username, "Airflow", "Admin", email, role, password=password)

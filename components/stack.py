@@ -22,6 +22,7 @@ from components.control_plane import api_server
 from components.control_plane.api_server import ApiServer, ApiServerArgs
 from components.control_plane.dag_bundle import DagConfigMap, DagConfigMapArgs
 from components.control_plane.dag_processor import DagProcessor, DagProcessorArgs
+from components.control_plane.database_cleanup import DatabaseCleanup, DatabaseCleanupArgs
 from components.control_plane.examples import ExampleResources, ExampleResourcesArgs
 from components.control_plane.scheduler import Scheduler, SchedulerArgs
 from components.control_plane.settings import AirflowSettings, AirflowSettingsArgs
@@ -30,13 +31,18 @@ from components.control_plane.triggerer import Triggerer, TriggererArgs
 from components.executors.autoscaling import Autoscaling, AutoscalingArgs, scalings
 from components.executors.broker import Broker, BrokerArgs
 from components.executors.celery_workers import CeleryWorkers, CeleryWorkersArgs
+from components.foundation import logs_volume
 from components.foundation.credentials import Credentials, CredentialsArgs
 from components.foundation.external_services import ExternalServices, ExternalServicesArgs
 from components.foundation.identities import Identities, IdentitiesArgs
+from components.foundation.logs_volume import LogsVolume, LogsVolumeArgs
 from components.foundation.namespace import Namespace, NamespaceArgs
 from components.foundation.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from components.foundation.postgres import Postgres, PostgresArgs
 from components.kube.wiring import ConfigMapHandle, SecretHandle
+from components.observability.alerts import Alerts, AlertsArgs
+from components.observability.dashboard import Dashboard, DashboardArgs
+from components.observability.metrics import Metrics, MetricsArgs
 
 TYPE_TOKEN = "airflow-k8s:index:AirflowStack"
 
@@ -91,6 +97,8 @@ class AirflowStack(pulumi.ComponentResource):
         identity = Identities("identities", IdentitiesArgs(config, namespace), child).handles
         credentials = Credentials("credentials", CredentialsArgs(config, namespace), child)
         settings = AirflowSettings("settings", AirflowSettingsArgs(namespace), child)
+        if logs_volume.enabled(config):
+            LogsVolume("logs-volume", LogsVolumeArgs(config, namespace), child)
         dags: ConfigMapHandle | None = None
         if bundle is not None:
             dags = DagConfigMap("dags", DagConfigMapArgs(namespace, bundle), child).handle
@@ -139,6 +147,16 @@ class AirflowStack(pulumi.ComponentResource):
                 "celery-workers", CeleryWorkersArgs(config, pods, identity[names.WORKER], dag_paths), child
             )
             scaled.update(workers.deployments)
+        if config.database_cleanup.enabled:
+            DatabaseCleanup(
+                "database-cleanup", DatabaseCleanupArgs(config, pods, identity[names.DATABASE_CLEANUP]), child
+            )
+        if config.metrics.enabled:
+            Metrics("metrics", MetricsArgs(config, namespace, identity[names.STATSD]), child)
+        if config.alerts.enabled:
+            Alerts("alerts", AlertsArgs(config, namespace), child)
+        if config.dashboard.enabled:
+            Dashboard("dashboard", DashboardArgs(config, namespace), child)
         if scalings(config):
             assert credentials.keda is not None, "KEDA on generates its database login"
             Autoscaling("autoscaling", AutoscalingArgs(config, namespace, credentials.keda, scaled), child)

@@ -15,8 +15,9 @@ workloads create no pods; pods are checked with server-side dry-run creates.
 
 ``start(crds=CRDS)`` (or ``install_crds`` on a running server) installs the CustomResourceDefinitions
 vendored in ``tools/crds`` (KEDA's ScaledObject and TriggerAuthentication; Gateway API's HTTPRoute,
-Gateway, GatewayClass and ReferenceGrant) with server-side apply and waits until each is Established,
-so the custom kinds are checked by the API server itself: their schemas and their CEL rules.
+Gateway, GatewayClass and ReferenceGrant; the Prometheus operator's ServiceMonitor, PodMonitor and
+PrometheusRule) with server-side apply and waits until each is Established, so the custom kinds are
+checked by the API server itself: their schemas and their CEL rules.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ HOW_TO_GET = (
     "or keep ../shared/kube-apiserver beside the project; and install etcd (Debian: apt-get install etcd-server)"
 )
 CRDS = tuple(sorted((ROOT / "tools" / "crds").glob("*/*.yaml")))
-"""Every CustomResourceDefinition vendored in tools/crds (KEDA, Gateway API)."""
+"""Every CustomResourceDefinition vendored in tools/crds (KEDA, Gateway API, Prometheus operator), found by
+this glob: a new folder there is installed with no change here."""
 CRD_FIELD_MANAGER = "test-setup"
 
 

@@ -59,6 +59,7 @@ class LocalPod:
         redis_port: int | None = None,
         api_server_port: int | None = None,
         manifest: dict[str, Any] | None = None,
+        statsd_port: int | None = None,
     ) -> None:
         self.evaluation = evaluation
         # a manifest the stack ships inside another object (the KubernetesExecutor's pod template)
@@ -68,6 +69,8 @@ class LocalPod:
         self.database_port = database_port
         self.redis_port = redis_port
         self.api_server_port = api_server_port
+        self.statsd_port = statsd_port
+        """The test's statsd_exporter (UDP on 127.0.0.1), standing in for the stack's airflow-statsd Service."""
         listened = {p["containerPort"] for c in self.all_containers() for p in c.get("ports", [])}
         self.ports = {container_port: free_port() for container_port in sorted(listened)}
         """Container port -> the port of this machine it listens on here."""
@@ -195,6 +198,13 @@ class LocalPod:
         for container_port, local_port in self.ports.items():
             if container_port in PORT_SETTINGS:
                 environment[PORT_SETTINGS[container_port]] = str(local_port)
+        statsd = names.AirflowEnv
+        if self.statsd_port is not None and environment.get(statsd.STATSD_HOST) == names.dns_name(
+            names.STATSD, self.namespace
+        ):
+            assert environment[statsd.STATSD_PORT] == str(names.STATSD_PORT), environment[statsd.STATSD_PORT]
+            environment[statsd.STATSD_HOST] = "127.0.0.1"
+            environment[statsd.STATSD_PORT] = str(self.statsd_port)
         return environment
 
     def all_containers(self) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from importlinter import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM_FOLDERS = ("components", "dags", "tools", "tests")
-LAYERS = ["stack", "control_plane", "executors", "airflow_pods", "foundation", "config", "kube"]
+LAYERS = ["stack", "control_plane", "executors", "observability", "airflow_pods", "foundation", "config", "kube"]
 
 
 def python_modules() -> list[Path]:

@@ -48,6 +48,16 @@ EXTERNAL_IPS: dict[str, Any] = {"externalServices": [{"name": "warehouse", "addr
 EXTERNAL_DNS: dict[str, Any] = {
     "externalServices": [{"name": "warehouse", "addresses": ["db.corp.example.com"], "ports": [5432]}]
 }
+METRICS: dict[str, Any] = {"metrics": {"enabled": True}}
+PROMETHEUS: dict[str, Any] = {"metrics": {"enabled": True, "prometheus": {"enabled": True}}}
+ALERTS: dict[str, Any] = {**METRICS, "alerts": {"enabled": True}}
+DASHBOARD: dict[str, Any] = {**METRICS, "dashboard": {"enabled": True}}
+REMOTE_S3: dict[str, Any] = {"logging": {"remote": {"enabled": True, "baseFolder": "s3://logs/airflow"}}}
+REMOTE_GCS: dict[str, Any] = {
+    "logging": {"remote": {"enabled": True, "backend": "gcs", "baseFolder": "gs://logs/airflow"}}
+}
+LOGS_VOLUME: dict[str, Any] = {"logging": {"volume": {"enabled": True}}}
+CLEANUP: dict[str, Any] = {"databaseCleanup": {"enabled": True}}
 RESOURCES = {"requests": {"cpu": "300m", "memory": "700Mi"}, "limits": {"cpu": "3", "memory": "5Gi"}}
 LIMITS_ONLY = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "4", "memory": "6Gi"}}
 
@@ -195,6 +205,44 @@ SAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
     "extraEnv": ({}, {"AIRFLOW__CORE__DEFAULT_TIMEZONE": "Europe/Paris"}),
     "extraEnvFromSecrets": ({}, ["team-env"]),
     "connections": ({}, None),  # special-cased below: a secret
+    "metrics.enabled": ({}, True),
+    "metrics.exporterImage": (METRICS, "prom/statsd-exporter:v0.29.0"),
+    "metrics.exporterResources.requests": (METRICS, {"cpu": "20m", "memory": "32Mi"}),
+    "metrics.exporterResources.limits": (METRICS, {"cpu": "500m", "memory": "256Mi"}),
+    "metrics.scraperNamespace": (METRICS, "observability"),
+    "metrics.prometheus.enabled": (METRICS, True),
+    "metrics.prometheus.kind": (PROMETHEUS, "PodMonitor"),
+    "metrics.prometheus.interval": (PROMETHEUS, "15s"),
+    "metrics.prometheus.labels": (PROMETHEUS, {"release": "kube-prometheus-stack"}),
+    "alerts.enabled": (METRICS, True),
+    "alerts.heartbeatMissingMinutes": (ALERTS, 10),
+    "alerts.queuedMinutes": (ALERTS, 60),
+    "alerts.failureRatePercent": (ALERTS, 50),
+    "alerts.failureWindow": (ALERTS, "1h"),
+    "alerts.poolStarvationMinutes": (ALERTS, 20),
+    "alerts.celeryBacklogMinutes": ({**CELERY, **ALERTS}, 30),
+    "alerts.labels": (ALERTS, {"team": "data-platform"}),
+    "dashboard.enabled": (METRICS, True),
+    "dashboard.labels": (DASHBOARD, {"grafana_dashboard": "airflow"}),
+    "logging.remote.enabled": ({"logging": {"remote": {"baseFolder": "s3://logs/airflow"}}}, True),
+    "logging.remote.backend": (REMOTE_S3, None),  # special-cased below: the base folder's scheme follows it
+    "logging.remote.baseFolder": (REMOTE_S3, "s3://other-bucket/logs"),
+    "logging.remote.connectionId": (REMOTE_S3, "s3_logs"),
+    "logging.remote.connectionSecret": (REMOTE_S3, "s3-log-connection"),
+    "logging.remote.serviceAccountAnnotations": (
+        REMOTE_S3,
+        {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/airflow-logs"},
+    ),
+    "logging.remote.deleteLocalLogs": (REMOTE_S3, False),
+    "logging.volume.enabled": ({}, True),
+    "logging.volume.size": (LOGS_VOLUME, "50Gi"),
+    "logging.volume.storageClass": (LOGS_VOLUME, "efs"),
+    "logging.retentionDays": ({}, 3),
+    "databaseCleanup.enabled": ({}, True),
+    "databaseCleanup.schedule": (CLEANUP, "0 4 * * 0"),
+    "databaseCleanup.retentionDays": (CLEANUP, 30),
+    "databaseCleanup.resources.requests": (CLEANUP, {"cpu": "50m", "memory": "256Mi"}),
+    "databaseCleanup.resources.limits": (CLEANUP, {"cpu": "2", "memory": "2Gi"}),
 }
 
 
@@ -226,6 +274,8 @@ def test_changing_the_key_changes_what_is_registered(key: str) -> None:
         before, after = context, context
         secrets = {"externalDatabaseUrl": EXTERNAL_URL}
         changed_secrets = {"externalDatabaseUrl": EXTERNAL_URL.replace("db.example.com", "db2.example.com")}
+    elif key == "logging.remote.backend":
+        before, after = REMOTE_S3, REMOTE_GCS
     elif key == "connections":
         before, after = context, context
         changed_secrets = {"connections": {"warehouse": "postgresql://u:p@dw.example.com:5432/dw"}}

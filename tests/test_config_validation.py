@@ -260,6 +260,11 @@ SECTION_SAMPLES: dict[str, Any] = {
     "extraEnvFromSecrets": ["team-a-env"],
     "connections": None,
     "externalServices": [{"name": "warehouse", "addresses": ["10.1.2.3"], "ports": [5432]}],
+    "metrics": {"enabled": True},
+    "alerts": {"heartbeatMissingMinutes": 10},
+    "dashboard": {"labels": {"grafana_dashboard": "1"}},
+    "logging": {"retentionDays": 7},
+    "databaseCleanup": {"enabled": True},
 }
 
 

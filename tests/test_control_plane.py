@@ -69,7 +69,7 @@ def test_selectors_match_their_pod_templates(prod: Evaluation) -> None:
 
 
 def test_scheduler_migrates_the_database_in_an_init_container(dev: Evaluation) -> None:
-    [init] = pod_spec(dev.find("Deployment", names.SCHEDULER))["initContainers"]
+    init = pod_spec(dev.find("Deployment", names.SCHEDULER))["initContainers"][0]
     assert init["name"] == "migrate-database"
     assert init["args"] == ["python", "/opt/airflow-k8s/scripts/migrate-database.py"]
 
@@ -90,7 +90,8 @@ def test_other_pods_wait_for_migrations_with_the_configured_bounded_timeout(work
 def test_an_image_upgrade_migrates_in_the_new_scheduler_pods_before_others_serve() -> None:
     before = evaluate_ok()
     after = evaluate_ok(image={"repository": "apache/airflow", "tag": "3.3.3"})
-    [migrate] = pod_spec(after.find("Deployment", names.SCHEDULER))["initContainers"]
+    migrate = pod_spec(after.find("Deployment", names.SCHEDULER))["initContainers"][0]
+    assert migrate["name"] == "migrate-database"
     assert migrate["image"] == "apache/airflow:3.3.3"
     assert migrate["args"] == ["python", "/opt/airflow-k8s/scripts/migrate-database.py"]
     for workload in (names.API_SERVER, names.DAG_PROCESSOR, names.TRIGGERER):
@@ -138,6 +139,10 @@ def who_holds_what(executor: str, keda: bool = False) -> dict[tuple[str, str], s
         (names.DAG_PROCESSOR, "dag-processor"): {DB, FERNET},
         (names.TRIGGERER, "wait-for-migrations"): {DB},
         (names.TRIGGERER, "triggerer"): {DB, FERNET, API_KEY},
+        # the log-cleanup sidecars delete old files: no secret at all
+        (names.SCHEDULER, "log-cleanup"): set(),
+        (names.DAG_PROCESSOR, "log-cleanup"): set(),
+        (names.TRIGGERER, "log-cleanup"): set(),
     }
 
 
@@ -380,7 +385,10 @@ def test_every_pod_runs_non_root_with_runtime_default_seccomp(stack: str, dev: E
         context = spec["securityContext"]
         assert context["runAsNonRoot"] is True, name
         assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        if name != names.POSTGRES and not name.startswith(names.REDIS):
+        if name == names.STATSD:
+            # the statsd_exporter image's own user, nobody
+            assert (context["runAsUser"], context["runAsGroup"]) == (65534, 65534), name
+        elif name != names.POSTGRES and not name.startswith(names.REDIS):
             assert (context["runAsUser"], context["runAsGroup"]) == (50000, 0), name
 
 
@@ -434,7 +442,9 @@ def test_requests_and_limits_come_from_config() -> None:
     resources = {"requests": {"cpu": "700m", "memory": "900Mi"}, "limits": {"cpu": "3", "memory": "5Gi"}}
     evaluation = evaluate_ok(triggerer={"resources": resources})
     for container in containers(evaluation.find("Deployment", names.TRIGGERER), init=True):
-        assert container["resources"] == resources
+        # the log-cleanup sidecar has its own small, fixed resources (it runs `find` once a minute)
+        if container["name"] != "log-cleanup":
+            assert container["resources"] == resources
 
 
 # --- HA ---

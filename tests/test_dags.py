@@ -341,13 +341,18 @@ GIT = {
 }
 
 
+def git_sync_sidecar(spec: dict[str, Any]) -> dict[str, Any]:
+    [sidecar] = [c for c in spec["initContainers"] if c["name"] == "git-sync"]
+    return sidecar
+
+
 def test_git_sync_delivery_checks_out_before_start_and_keeps_a_native_sidecar() -> None:
     evaluation = evaluate_ok(dags=GIT)
     assert names.DAGS_CONFIG_MAP not in evaluation.names_of("ConfigMap")
     spec = pod_spec(evaluation.find("Deployment", names.SCHEDULER))
     init = [c["name"] for c in spec["initContainers"]]
-    assert init == ["git-sync-init", "migrate-database", "git-sync"]
-    sidecar = spec["initContainers"][-1]
+    assert init == ["git-sync-init", "migrate-database", "git-sync", "log-cleanup"]
+    sidecar = git_sync_sidecar(spec)
     assert sidecar["restartPolicy"] == "Always"
     assert "restartPolicy" not in spec["initContainers"][0]
     environment = env_of(sidecar)
@@ -365,7 +370,7 @@ def test_git_sync_delivery_checks_out_before_start_and_keeps_a_native_sidecar() 
 def test_git_sync_https_credentials_come_from_the_named_secret() -> None:
     evaluation = evaluate_ok(dags={**GIT, "gitSync": {**GIT["gitSync"], "credentialsSecret": "dags-repo-token"}})
     deployment = evaluation.find("Deployment", names.DAG_PROCESSOR)
-    sidecar = pod_spec(deployment)["initContainers"][-1]
+    sidecar = git_sync_sidecar(pod_spec(deployment))
     environment = env_of(sidecar)
     assert environment["GITSYNC_USERNAME"] == {"secretKeyRef": {"name": "dags-repo-token", "key": "GITSYNC_USERNAME"}}
     # the token is a mounted file, not an environment variable
@@ -382,7 +387,7 @@ def test_git_sync_ssh_key_is_mounted_from_the_named_secret_with_known_hosts() ->
         }
     )
     spec = pod_spec(evaluation.find("Deployment", names.DAG_PROCESSOR))
-    sidecar = spec["initContainers"][-1]
+    sidecar = git_sync_sidecar(spec)
     environment = env_of(sidecar)
     assert environment["GITSYNC_SSH_KEY_FILE"] == "/etc/git-secret/ssh"
     assert environment["GITSYNC_SSH_KNOWN_HOSTS"] == "true"

@@ -251,7 +251,7 @@ def test_a_celery_worker_holds_only_the_broker_and_its_log_server_only_the_api_k
     assert logs.get("readOnly") is True
     assert log_server["ports"] == [{"name": "task-logs", "containerPort": names.WORKER_LOG_PORT, "protocol": "TCP"}]
     # workers never wait for migrations: they do not touch the database
-    assert [c["name"] for c in spec["initContainers"]] == ["log-server"]
+    assert [c["name"] for c in spec["initContainers"]] == ["log-server", "log-cleanup"]
 
 
 def worker(evaluation: Evaluation, name: str) -> dict[str, Any]:
@@ -453,7 +453,11 @@ def test_the_migration_step_keeps_the_keda_role_in_sync_with_its_password(autosc
     source = secret_file_source(deployment, migrate, environment[E.KEDA_PASSWORD_FILE])
     assert source == (names.KEDA_DATABASE_SECRET, names.KEDA_PASSWORD_KEY)
     # without KEDA there is no role to keep
-    [plain] = [c for c in pod_spec(evaluate_ok().find("Deployment", names.SCHEDULER))["initContainers"]]
+    [plain] = [
+        c
+        for c in pod_spec(evaluate_ok().find("Deployment", names.SCHEDULER))["initContainers"]
+        if c["name"] == "migrate-database"
+    ]
     assert E.KEDA_ROLE not in env_of(plain)
 
 

@@ -21,6 +21,7 @@ SDK_CLASSES = {
     ("v1", "Service"): ("pulumi_kubernetes.core.v1", "Service"),
     ("apps/v1", "Deployment"): ("pulumi_kubernetes.apps.v1", "Deployment"),
     ("apps/v1", "StatefulSet"): ("pulumi_kubernetes.apps.v1", "StatefulSet"),
+    ("batch/v1", "CronJob"): ("pulumi_kubernetes.batch.v1", "CronJob"),
     ("rbac.authorization.k8s.io/v1", "Role"): ("pulumi_kubernetes.rbac.v1", "Role"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("pulumi_kubernetes.rbac.v1", "RoleBinding"),
     ("policy/v1", "PodDisruptionBudget"): ("pulumi_kubernetes.policy.v1", "PodDisruptionBudget"),

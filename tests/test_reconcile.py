@@ -17,6 +17,7 @@ from tools.reconcile import changed_paths, diff, provider_flags
 
 AIRFLOW_DEV = {f"Deployment/{n}" for n in (names.API_SERVER, names.SCHEDULER, names.DAG_PROCESSOR, names.TRIGGERER)}
 AIRFLOW_PROD = AIRFLOW_DEV | {f"Deployment/{names.worker_set('default')}", f"Deployment/{names.worker_set('heavy')}"}
+CELERY_CAPACITY_RULES = {f"ConfigMap/{names.ALERT_RULES}", f"PrometheusRule/{names.ALERT_RULES}"}
 NEW_SET = {"name": "reports", "queues": ["reports"], "concurrency": 4, "autoscaling": {"maxReplicas": 2}}
 
 # (stack, change, objects changed in place, objects added, random resources regenerated)
@@ -32,7 +33,7 @@ ROUTINE: dict[str, tuple[str, dict[str, Any], set[str], set[str], set[str]]] = {
     "image tag (prod)": (
         "prod",
         {"image": {"repository": "apache/airflow", "tag": "3.3.3"}},
-        AIRFLOW_PROD | {f"ConfigMap/{names.POD_TEMPLATE_CONFIG_MAP}"},
+        AIRFLOW_PROD | {f"ConfigMap/{names.POD_TEMPLATE_CONFIG_MAP}", f"CronJob/{names.DATABASE_CLEANUP}"},
         set(),
         set(),
     ),
@@ -51,14 +52,15 @@ ROUTINE: dict[str, tuple[str, dict[str, Any], set[str], set[str], set[str]]] = {
     "KEDA maximum": (
         "prod",
         {"workers": "prod-default-max-20"},
-        {"ScaledObject/airflow-worker-default", "Deployment/airflow-scheduler"},
+        # the Celery backlog alert's threshold is the worker sets' capacity at KEDA's maximum
+        {"ScaledObject/airflow-worker-default", "Deployment/airflow-scheduler", *CELERY_CAPACITY_RULES},
         set(),
         set(),
     ),
     "a new worker queue set": (
         "prod",
         {"workers": "prod-plus-reports"},
-        {"Deployment/airflow-scheduler"},
+        {"Deployment/airflow-scheduler", *CELERY_CAPACITY_RULES},
         {
             "Deployment/airflow-worker-reports",
             "PodDisruptionBudget/airflow-worker-reports",

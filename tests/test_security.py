@@ -23,6 +23,7 @@ CHECKOV_VARIANTS = [
     "celery-keda",
     "external-database-connections-git-ssh",
     "http-route-sso-subpath",
+    "podmonitor-logs-volume-cleanup",
 ]
 
 

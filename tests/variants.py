@@ -84,6 +84,37 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         },
         {},
     ),
+    # observability without the Prometheus operator's ServiceMonitor: a PodMonitor, and the logs volume
+    "podmonitor-logs-volume-cleanup": (
+        "dev",
+        {
+            "executor": "CeleryExecutor,KubernetesExecutor",
+            "metrics": {"enabled": True, "prometheus": {"enabled": True, "kind": "PodMonitor"}},
+            "alerts": {"enabled": True, "labels": {"team": "data"}},
+            "dashboard": {"enabled": True},
+            "logging": {"volume": {"enabled": True, "storageClass": "efs"}, "retentionDays": 7},
+            "databaseCleanup": {"enabled": True, "retentionDays": 30},
+        },
+        {},
+    ),
+    # remote logs in GCS with a connection from an existing Secret; metrics without any monitor
+    "gcs-logs-metrics-only": (
+        "dev",
+        {
+            "executor": "KubernetesExecutor",
+            "metrics": {"enabled": True},
+            "alerts": {"enabled": True},
+            "logging": {
+                "remote": {
+                    "enabled": True,
+                    "backend": "gcs",
+                    "baseFolder": "gs://example-logs/dev",
+                    "connectionSecret": "gcs-log-connection",
+                }
+            },
+        },
+        {},
+    ),
 }
 
 

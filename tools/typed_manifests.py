@@ -84,6 +84,19 @@ CUSTOM = [
     CustomKind(
         "gateway.networking.k8s.io/v1", "HTTPRoute", "gateway-api-v1.6.1/gateway.networking.k8s.io_httproutes.yaml"
     ),
+    CustomKind(
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        "prometheus-operator-v0.93.0/monitoring.coreos.com_servicemonitors.yaml",
+    ),
+    CustomKind(
+        "monitoring.coreos.com/v1", "PodMonitor", "prometheus-operator-v0.93.0/monitoring.coreos.com_podmonitors.yaml"
+    ),
+    CustomKind(
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+        "prometheus-operator-v0.93.0/monitoring.coreos.com_prometheusrules.yaml",
+    ),
 ]
 
 SKIPPED_FIELDS = {"status"}

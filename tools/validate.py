@@ -2,10 +2,12 @@
 
 * Kubernetes built-in kinds: ``kubernetes-validate`` in strict mode (unknown fields rejected), for any
   version it ships.
-* Custom kinds (KEDA; Gateway API: HTTPRoute, Gateway, GatewayClass, ReferenceGrant): the
-  ``openAPIV3Schema`` of the served version in the CRDs vendored under ``tools/crds`` (copied unchanged
-  from kedacore/keda and kubernetes-sigs/gateway-api, see their SOURCE.md), made strict the way the API
-  server's field validation is (unknown fields rejected wherever the schema does not preserve them).
+* Custom kinds (KEDA; Gateway API: HTTPRoute, Gateway, GatewayClass, ReferenceGrant; Prometheus
+  operator: ServiceMonitor, PodMonitor, PrometheusRule): the ``openAPIV3Schema`` of the served version in
+  the CRDs vendored under ``tools/crds`` (copied unchanged from kedacore/keda,
+  kubernetes-sigs/gateway-api and prometheus-operator/prometheus-operator, see their SOURCE.md), made
+  strict the way the API server's field validation is (unknown fields rejected wherever the schema does
+  not preserve them).
   The CRDs' CEL rules (``x-kubernetes-validations``) are not evaluated here: the real API server tier
   (tests/kube_apiserver.py) does that.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -36,9 +39,19 @@ GATEWAY_API_FILES = {
     "GatewayClass": "gateway.networking.k8s.io_gatewayclasses.yaml",
     "ReferenceGrant": "gateway.networking.k8s.io_referencegrants.yaml",
 }
+PROMETHEUS_OPERATOR_CRDS = CRDS / "prometheus-operator-v0.93.0"
+PROMETHEUS_OPERATOR_FILES = {
+    "ServiceMonitor": "monitoring.coreos.com_servicemonitors.yaml",
+    "PodMonitor": "monitoring.coreos.com_podmonitors.yaml",
+    "PrometheusRule": "monitoring.coreos.com_prometheusrules.yaml",
+}
 CRD_FILES: dict[tuple[str, str], Path] = {
     **{("keda.sh", kind): KEDA_CRDS / file for kind, file in KEDA_FILES.items()},
     **{("gateway.networking.k8s.io", kind): GATEWAY_API_CRDS / file for kind, file in GATEWAY_API_FILES.items()},
+    **{
+        ("monitoring.coreos.com", kind): PROMETHEUS_OPERATOR_CRDS / file
+        for kind, file in PROMETHEUS_OPERATOR_FILES.items()
+    },
 }
 """(API group, kind) of every custom kind validated here -> its vendored CRD."""
 KUBERNETES_VERSIONS = ("1.31.0", kubernetes_validate.utils.latest_version())
@@ -75,6 +88,25 @@ def strict(schema: Any) -> Any:
     return schema
 
 
+GO_LEADING_FLAGS = re.compile(r"^\^\((\?[a-zA-Z]+)\)")
+"""``^(?i)...``: RE2 (the API server's regexes) takes inline flags anywhere, Python only at the start."""
+
+
+def python_patterns(schema: Any) -> Any:
+    """The schema with each ``pattern`` written so Python's ``re`` reads it as RE2 does (e.g.
+    PrometheusRule's ``partial_response_strategy``: ``^(?i)(abort|warn)?$`` -> ``(?i)^(abort|warn)?$``)."""
+    if isinstance(schema, dict):
+        fields = cast("dict[str, Any]", schema)
+        out = {k: python_patterns(v) for k, v in fields.items()}
+        pattern = out.get("pattern")
+        if isinstance(pattern, str):
+            out["pattern"] = GO_LEADING_FLAGS.sub(r"(\1)^", pattern)
+        return out
+    if isinstance(schema, list):
+        return [python_patterns(v) for v in cast("list[Any]", schema)]
+    return schema
+
+
 def crd_path(kind: str, api_version: str) -> Path | None:
     """The vendored CRD of a custom kind, or None for a kind validated by kubernetes-validate."""
     return CRD_FILES.get((api_version.rpartition("/")[0], kind))
@@ -92,7 +124,7 @@ def crd_schema(kind: str, api_version: str) -> dict[str, Any]:
             schema = copy.deepcopy(served["schema"]["openAPIV3Schema"])
             # metadata is validated by the API server itself, not by the CRD's schema
             schema["properties"]["metadata"] = {"type": "object"}
-            return strict(schema)
+            return python_patterns(strict(schema))
     raise SchemaError(f"{path.name} serves no version {version}")
 
 

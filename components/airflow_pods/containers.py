@@ -31,6 +31,10 @@ AIRFLOW_GID = 0
 CONFIG_VOLUME = "airflow-config"
 SCRIPTS_VOLUME = "airflow-scripts"
 POD_TEMPLATE_VOLUME = "pod-template"
+LOGS_VOLUME = "logs"
+LOG_CLEANUP_RESOURCES = ResourcesConfig(
+    requests={"cpu": "10m", "memory": "32Mi"}, limits={"cpu": "100m", "memory": "64Mi"}
+)
 
 Probes = dict[str, "Probe"]
 """startupProbe / readinessProbe / livenessProbe -> probe."""
@@ -39,12 +43,19 @@ Probes = dict[str, "Probe"]
 # --- volumes --------------------------------------------------------------------------------------
 
 
+def logs_volume(config: StackConfig) -> Volume:
+    """Task logs: the shared claim when ``logging.volume`` is on, else the pod's own emptyDir."""
+    if config.logging.volume.enabled and not config.logging.remote.enabled:
+        return {"name": LOGS_VOLUME, "persistentVolumeClaim": {"claimName": names.LOGS_CLAIM}}
+    return builders.empty_dir(LOGS_VOLUME, "2Gi")
+
+
 def base_volumes(config: StackConfig) -> list[Volume]:
     return [
         {"name": CONFIG_VOLUME, "configMap": {"name": names.AIRFLOW_CONFIG_MAP}},
         {"name": SCRIPTS_VOLUME, "configMap": {"name": names.SCRIPTS_CONFIG_MAP, "defaultMode": 0o444}},
         builders.empty_dir("tmp", "1Gi"),
-        builders.empty_dir("logs", "2Gi"),
+        logs_volume(config),
     ]
 
 
@@ -53,7 +64,7 @@ def base_mounts(config: StackConfig, logs_read_only: bool = False) -> list[Volum
         builders.mount(CONFIG_VOLUME, env.CONFIG_DIR, read_only=True),
         builders.mount(SCRIPTS_VOLUME, env.SCRIPTS_DIR, read_only=True),
         builders.mount("tmp", "/tmp"),
-        builders.mount("logs", env.LOGS_DIR, read_only=logs_read_only),
+        builders.mount(LOGS_VOLUME, env.LOGS_DIR, read_only=logs_read_only),
     ]
 
 
@@ -120,6 +131,19 @@ def container(config: StackConfig, spec: AirflowContainer) -> Container:
     return built
 
 
+def log_cleanup(config: StackConfig) -> AirflowContainer:
+    """Native sidecar: delete local task logs older than ``logging.retentionDays`` (no credentials)."""
+    return AirflowContainer(
+        name="log-cleanup",
+        args=["bash", env.LOG_CLEANUP],
+        resources=LOG_CLEANUP_RESOURCES,
+        credentials=(),
+        extra_env=[builders.env(E.LOG_RETENTION_DAYS, str(config.logging.retention_days))],
+        dags=False,
+        sidecar=True,
+    )
+
+
 def wait_for_migrations(config: StackConfig, resources: ResourcesConfig) -> AirflowContainer:
     """Init container: hold the pod until the database is reachable and migrated (bounded)."""
     return AirflowContainer(
@@ -184,21 +208,27 @@ def pod_spec(
     termination_grace_period_seconds: int = 60,
     dag_paths: Mapping[str, str] | None = None,
     dag_sidecar: bool = True,
+    dags: bool = True,
+    writes_logs: bool = False,
 ) -> PodSpec:
     """A hardened Airflow pod: uid 50000/gid 0, token only where the API is called, and each container
     mounting exactly the Secret keys it reads.
 
     ``dag_paths`` maps the DAG ConfigMap's keys to file paths (ConfigMap delivery). ``dag_sidecar``
-    False leaves out the container that keeps the DAGs current (pods that run to completion).
+    False leaves out the container that keeps the DAGs current (pods that run to completion); ``dags``
+    False leaves the DAGs out altogether (pods that never read them; their containers say ``dags=False``).
+    ``writes_logs``: a long-lived pod that keeps task logs locally gets the log-cleanup sidecar.
     Airflow sidecars (``AirflowContainer.sidecar``) among ``init_containers`` start after the others.
     """
+    if writes_logs:
+        init_containers = [*init_containers, log_cleanup(config)]
     steps = [spec for spec in init_containers if not spec.sidecar]
     sidecars = [spec for spec in init_containers if spec.sidecar]
     # One DAG checkout first; the sidecars that keep running start after the other init steps.
     init = [
-        *dag_sources.init_containers(config),
+        *(dag_sources.init_containers(config) if dags else []),
         *(container(config, spec) for spec in steps),
-        *(dag_sources.sidecars(config) if dag_sidecar else []),
+        *(dag_sources.sidecars(config) if dags and dag_sidecar else []),
         *(container(config, spec) for spec in sidecars),
     ]
     credentials = [file for spec in (*containers, *init_containers) for file in spec.credentials]
@@ -211,7 +241,7 @@ def pod_spec(
         "volumes": [
             *base_volumes(config),
             *env.secret_volumes(credentials),
-            *dag_sources.volumes(config, dag_paths),
+            *(dag_sources.volumes(config, dag_paths) if dags else []),
             *extra_volumes,
         ],
     }

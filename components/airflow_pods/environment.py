@@ -36,6 +36,8 @@ WAIT_FOR_MIGRATIONS = f"{SCRIPTS_DIR}/wait-for-migrations.sh"
 BOOTSTRAP_ADMIN = f"{SCRIPTS_DIR}/bootstrap-admin.py"
 MIGRATE_DATABASE = f"{SCRIPTS_DIR}/migrate-database.py"
 LOG_SERVER = f"{SCRIPTS_DIR}/log-server.py"
+DB_CLEAN = f"{SCRIPTS_DIR}/db-clean.sh"
+LOG_CLEANUP = f"{SCRIPTS_DIR}/log-cleanup.sh"
 XCOM_SIDECAR_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}}
 
 
@@ -177,6 +179,11 @@ def migration_wait_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
     return (METADATA_URL,)
 
 
+def database_cleanup_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
+    """`airflow db clean` deletes rows: the database URL, nothing to decrypt or sign."""
+    return (METADATA_URL,)
+
+
 def secret_volumes(files: Sequence[SecretFile]) -> list[Volume]:
     """One volume per Secret, holding only the keys some container of the pod reads, readable by the
     pod's group (gid 0) and nobody else."""
@@ -217,8 +224,58 @@ def core_env(config: StackConfig) -> list[EnvVar]:
         builders.env(E.EXAMPLE_SECRET, names.EXAMPLE_SECRET),
         builders.env(E.EXAMPLE_CONFIG_MAP, names.EXAMPLE_CONFIG_MAP),
     ]
+    environment += metrics_env(config)
+    environment += remote_logging_env(config)
     environment += [builders.env(name, value) for name, value in sorted(config.extra_env.items())]
     return environment
+
+
+def remote_logging_env(config: StackConfig) -> list[EnvVar]:
+    """Where task logs go (logging.remote). Every process gets the settings; the connection itself only
+    the processes that hold it (``remote_log_connection``): a task's supervisor fetches it through the
+    execution API when it uploads the log."""
+    remote = config.logging.remote
+    if not remote.enabled:
+        return []
+    assert remote.base_folder is not None, "validated: remote logging has a base folder"
+    return [
+        builders.env(E.REMOTE_LOGGING, "True"),
+        builders.env(E.REMOTE_BASE_LOG_FOLDER, remote.base_folder),
+        builders.env(E.REMOTE_LOG_CONN_ID, remote.connection_id),
+        builders.env(E.DELETE_LOCAL_LOGS, str(remote.delete_local_logs)),
+    ]
+
+
+def remote_log_connection(config: StackConfig) -> list[EnvVar]:
+    """The log store's connection, for the processes that read (api-server) or upload in their own name
+    (triggerer): ``AIRFLOW_CONN_<ID>`` from the user's Secret (Airflow has no file form for connections)."""
+    remote = config.logging.remote
+    if not remote.enabled or remote.connection_secret is None:
+        return []
+    return [
+        {
+            "name": f"AIRFLOW_CONN_{remote.connection_id.upper()}",
+            "valueFrom": {"secretKeyRef": {"name": remote.connection_secret, "key": names.REMOTE_LOG_CONNECTION_KEY}},
+        }
+    ]
+
+
+STATSD_PREFIX = "airflow"
+
+
+def metrics_env(config: StackConfig) -> list[EnvVar]:
+    """StatsD to the stack's exporter (metrics.enabled)."""
+    if not config.metrics.enabled:
+        return []
+    return [
+        builders.env(E.STATSD_ON, "True"),
+        builders.env(E.STATSD_HOST, names.dns_name(names.STATSD, config.namespace)),
+        builders.env(E.STATSD_PORT, str(names.STATSD_PORT)),
+        builders.env(E.STATSD_PREFIX, STATSD_PREFIX),
+        # tags as `name,dag_id=...,task_id=...`: the exporter turns them into labels (without it, Airflow
+        # sends only names with the ids inside, one metric name per DAG and task)
+        builders.env(E.STATSD_INFLUXDB_ENABLED, "True"),
+    ]
 
 
 def env_from(config: StackConfig) -> list[EnvFromSource]:

@@ -145,6 +145,16 @@ def env_names(value: dict[str, str]) -> str | None:
     return None
 
 
+def connection_id(value: str) -> str | None:
+    return None if _CONN_ID.match(value) else "must use only letters, digits and '_'"
+
+
+def dns_subdomain(value: str) -> str | None:
+    return (
+        None if is_dns_subdomain(value) else "must be a Kubernetes object name: lowercase letters, digits, '-' and '.'"
+    )
+
+
 def secret_names(value: list[str]) -> str | None:
     bad = [name for name in value if dns_label(name) is not None and not is_dns_subdomain(name)]
     return f"{', '.join(bad)} are not valid Secret names" if bad else None
@@ -207,6 +217,8 @@ ImageTag = Annotated[str, _checked(image_tag)]
 ImageDigest = Annotated[str, _checked(image_digest)]
 HttpUrl = Annotated[str, _checked(http_url)]
 Hostname = Annotated[str, _checked(hostname)]
+ConnectionId = Annotated[str, _checked(connection_id)]
+DnsSubdomainName = Annotated[str, _checked(dns_subdomain)]
 Annotations = Annotated[dict[str, str], _checked(annotation_keys)]
 DatabaseRole = Annotated[str, _checked(database_role)]
 Duration = Annotated[str, _checked(duration), Field(json_schema_extra={"pattern": _DURATION.pattern})]

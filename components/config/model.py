@@ -640,6 +640,171 @@ class NetworkConfig(Section):
     )
 
 
+MonitorKind = Literal["ServiceMonitor", "PodMonitor"]
+RemoteLogBackend = Literal["s3", "gcs"]
+_REMOTE_SCHEMES = {"s3": "s3://", "gcs": "gs://"}
+_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z]+$")
+
+
+class PrometheusMonitorConfig(Section):
+    enabled: bool = Field(
+        default=False, description="Create a Prometheus operator monitor (the operator's CRDs must be installed)."
+    )
+    kind: MonitorKind = Field(default="ServiceMonitor", description="ServiceMonitor or PodMonitor.")
+    interval: checks.Duration = Field(default="30s", description="Scrape interval.")
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels your Prometheus selects monitors and rules by (e.g. release: kube-prometheus-stack).",
+    )
+
+
+class MetricsConfig(Section):
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Airflow sends StatsD metrics to a statsd_exporter in the stack, which serves them to Prometheus "
+            "with labels (dag_id, task_id, pool, ...)."
+        ),
+    )
+    exporter_image: checks.ImageReference = Field(
+        default="prom/statsd-exporter:v0.30.0", description="statsd_exporter image, pinned (the tested 0.30.0)."
+    )
+    exporter_resources: ResourcesConfig = Field(
+        default_factory=lambda: resources("50m", "64Mi", "250m", "128Mi"), description="statsd_exporter resources."
+    )
+    scraper_namespace: checks.DnsLabel = Field(
+        default="monitoring", description="Namespace of Prometheus: the NetworkPolicy lets it reach the metrics port."
+    )
+    prometheus: PrometheusMonitorConfig = Field(
+        default_factory=PrometheusMonitorConfig, description="ServiceMonitor/PodMonitor and rule labels."
+    )
+
+
+class AlertsConfig(Section):
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Alert rules on Airflow's metrics: a ConfigMap holding a plain Prometheus rules file, and a "
+            "PrometheusRule with metrics.prometheus.enabled. Needs metrics.enabled."
+        ),
+    )
+    heartbeat_missing_minutes: checks.Positive = Field(
+        default=5, description="Alert when the scheduler, dag-processor or triggerer sent no heartbeat this long."
+    )
+    queued_minutes: checks.Positive = Field(
+        default=30, description="Alert when tasks have waited in the queued state for longer than this."
+    )
+    failure_rate_percent: checks.Positive = Field(
+        default=20, description="Alert when more than this share of finished tasks failed (over failureWindow)."
+    )
+    failure_window: checks.Duration = Field(default="30m", description="Window of the task failure rate.")
+    pool_starvation_minutes: checks.Positive = Field(
+        default=10, description="Alert when a pool has had no open slot while tasks wait, this long."
+    )
+    celery_backlog_minutes: checks.Positive = Field(
+        default=15,
+        description="Alert when Celery tasks queue beyond what the worker sets can run at KEDA's maximum, this long.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels added to every alert (e.g. team: data-platform) for routing."
+    )
+
+    def rules(self) -> Iterator[Rule]:
+        if valid(self.failure_rate_percent) and self.failure_rate_percent > 100:
+            yield Rule(("failureRatePercent",), show(self.failure_rate_percent), "must be a percentage, 1-100")
+
+
+class DashboardConfig(Section):
+    enabled: bool = Field(
+        default=False, description="A Grafana dashboard (JSON in a ConfigMap) on the exporter's metrics."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"grafana_dashboard": "1"},
+        description='Labels the Grafana sidecar looks for (the Grafana chart\'s convention: grafana_dashboard: "1").',
+    )
+
+
+class RemoteLoggingConfig(Section):
+    enabled: bool = Field(default=False, description="Ship task logs to object storage; the UI reads them there.")
+    backend: RemoteLogBackend = Field(default="s3", description="s3 (or an S3-compatible store) or gcs.")
+    base_folder: str | None = Field(
+        default=None, description="Where logs go: s3://BUCKET/PREFIX or gs://BUCKET/PREFIX."
+    )
+    connection_id: checks.ConnectionId = Field(
+        default="remote_logs", description="Airflow connection id the log handler uses."
+    )
+    connection_secret: checks.DnsSubdomainName | None = Field(
+        default=None,
+        description=(
+            "Existing Secret whose key `connection` holds the connection (URI or JSON), e.g. "
+            '{"conn_type": "aws", "extra": {"region_name": "eu-west-1"}}. Unset: a connection with no '
+            "credentials, for workload identity (IRSA, GKE Workload Identity)."
+        ),
+    )
+    service_account_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Annotations for the ServiceAccounts that write or read logs, e.g. "
+            "eks.amazonaws.com/role-arn or iam.gke.io/gcp-service-account (workload identity)."
+        ),
+    )
+    delete_local_logs: bool = Field(default=True, description="Delete a task's local log once it is uploaded.")
+
+    def rules(self) -> Iterator[Rule]:
+        if not self.enabled or not valid(self.backend, self.base_folder):
+            return
+        scheme = _REMOTE_SCHEMES[self.backend]
+        if self.base_folder is None:
+            yield Rule(("baseFolder",), "(not set)", f"required when remote logging is on: {scheme}BUCKET/PREFIX")
+        elif not self.base_folder.startswith(scheme) or len(self.base_folder) <= len(scheme):
+            yield Rule(
+                ("baseFolder",), show(self.base_folder), f"must be {scheme}BUCKET[/PREFIX] for backend {self.backend}"
+            )
+
+
+class LogsVolumeConfig(Section):
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Without remote logging: keep task logs on a shared volume (ReadWriteMany), so they outlive the pods. "
+            "See docs/observability.md for the trade-offs."
+        ),
+    )
+    size: checks.Quantity = Field(default="10Gi", description="Volume size.")
+    storage_class: str | None = Field(
+        default=None, description="A StorageClass with ReadWriteMany (NFS, EFS, Filestore, Azure Files, CephFS)."
+    )
+
+
+class LoggingConfig(Section):
+    remote: RemoteLoggingConfig = Field(default_factory=RemoteLoggingConfig, description="Remote task logs.")
+    volume: LogsVolumeConfig = Field(default_factory=LogsVolumeConfig, description="A shared logs volume.")
+    retention_days: checks.Positive = Field(
+        default=15, description="Local task logs older than this are deleted (a log-cleanup sidecar)."
+    )
+
+    def rules(self) -> Iterator[Rule]:
+        if valid(self.remote, self.volume) and self.remote.enabled and self.volume.enabled:
+            yield Rule(("volume", "enabled"), "true", "choose one: remote logging, or a shared logs volume")
+
+
+class DatabaseCleanupConfig(Section):
+    enabled: bool = Field(
+        default=False, description="A CronJob runs `airflow db clean` to keep the metadata database from growing."
+    )
+    schedule: str = Field(default="17 3 * * *", description="Cron schedule (UTC).")
+    retention_days: checks.Positive = Field(default=90, description="Rows older than this many days are deleted.")
+    resources: ResourcesConfig = Field(
+        default_factory=lambda: resources("100m", "512Mi", "1", "1Gi"), description="The job's resources."
+    )
+
+    def rules(self) -> Iterator[Rule]:
+        if valid(self.schedule):
+            fields = self.schedule.split()
+            if len(fields) != 5 or not all(_CRON_FIELD.match(field) for field in fields):
+                yield Rule(("schedule",), show(self.schedule), 'must be a 5-field cron schedule, e.g. "17 3 * * *"')
+
+
 class RotationConfig(Section):
     api_secret_key: checks.NonNegative = Field(
         default=0, description="Raise to generate a new API secret key (signs sessions out)."
@@ -694,6 +859,13 @@ class StackConfig(Section):
     task_pods: TaskPodsConfig = Field(default_factory=TaskPodsConfig, description="Pods launched by DAG tasks.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="The generated admin login (FAB auth manager).")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="NetworkPolicies.")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics (StatsD exporter).")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Prometheus alert rules.")
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig, description="Grafana dashboard.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Task logs.")
+    database_cleanup: DatabaseCleanupConfig = Field(
+        default_factory=DatabaseCleanupConfig, description="Metadata database hygiene (`airflow db clean`)."
+    )
     rotation: RotationConfig = Field(
         default_factory=RotationConfig,
         description=(
@@ -732,6 +904,7 @@ class StackConfig(Section):
     def rules(self) -> Iterator[Rule]:
         yield from self._autoscaling_rules()
         yield from self._exposure_rules()
+        yield from self._observability_rules()
         yield from self._external_service_rules()
         if valid(self.database) and self.database.mode == "external" and self.external_database_url is None:
             yield Rule(
@@ -759,6 +932,15 @@ class StackConfig(Section):
                     )
         if valid(self.executor) and self.uses_celery and not self.workers:
             yield Rule(("workers",), "[]", "the CeleryExecutor needs at least one worker set")
+
+    def _observability_rules(self) -> Iterator[Rule]:
+        if not valid(self.metrics, self.alerts, self.dashboard):
+            return
+        for key, enabled in (("alerts", self.alerts.enabled), ("dashboard", self.dashboard.enabled)):
+            if enabled and not self.metrics.enabled:
+                yield Rule(
+                    (key, "enabled"), "true", "needs metrics.enabled: true (the rules and panels query its metrics)"
+                )
 
     def _exposure_rules(self) -> Iterator[Rule]:
         if not valid(self.api_server, self.network, self.auth):
@@ -859,6 +1041,8 @@ class StackConfig(Section):
     def external_secrets(self) -> frozenset[str]:
         """Secrets the user creates and the stack's pods reference by name (not managed here)."""
         found = set(self.extra_env_from_secrets)
+        if self.logging.remote.enabled and self.logging.remote.connection_secret:
+            found.add(self.logging.remote.connection_secret)
         if self.uses_git_sync and self.dags.git_sync.credentials_secret:
             found.add(self.dags.git_sync.credentials_secret)
         return frozenset(found)

@@ -27,7 +27,17 @@ TASK_POD = "airflow-task"
 """Identity of KubernetesPodOperator pods: no RBAC, no token."""
 POSTGRES = "airflow-postgres"
 REDIS = "airflow-redis"
-STACK_SERVICES = (API_SERVER, POSTGRES, REDIS)
+DATABASE_CLEANUP = "airflow-database-cleanup"
+"""The `airflow db clean` CronJob and its identity."""
+STATSD = "airflow-statsd"
+"""The StatsD exporter: its Deployment, Service, identity and mapping ConfigMap."""
+ALERT_RULES = "airflow-alert-rules"
+"""The alert rules: a ConfigMap with the plain rules file, and the PrometheusRule."""
+ALERT_RULES_KEY = "airflow-rules.yaml"
+DASHBOARD = "airflow-dashboard"
+"""The Grafana dashboard ConfigMap."""
+DASHBOARD_KEY = "airflow.json"
+STACK_SERVICES = (API_SERVER, POSTGRES, REDIS, STATSD)
 """Service names the stack itself uses (external services may not take them)."""
 POD_LAUNCHER_ROLE = "airflow-pod-launcher"
 POD_LOG_READER_ROLE = "airflow-pod-log-reader"
@@ -75,6 +85,9 @@ REDIS_PASSWORD_KEY = "password"
 REDIS_CONFIG_KEY = "redis.conf"
 REDIS_BROKER_URL_KEY = "broker-url"
 
+REMOTE_LOG_CONNECTION_KEY = "connection"
+"""The key of logging.remote.connectionSecret that holds the log store's Airflow connection."""
+
 EXAMPLE_SECRET = "airflow-example-credentials"
 EXAMPLE_CONFIG_MAP = "airflow-example-settings"
 
@@ -85,6 +98,8 @@ SCRIPTS_CONFIG_MAP = "airflow-scripts"
 POD_TEMPLATE_CONFIG_MAP = "airflow-pod-template"
 POD_TEMPLATE_KEY = "pod_template.yaml"
 DAGS_CONFIG_MAP = "airflow-dags"
+LOGS_CLAIM = "airflow-logs"
+"""The shared task-logs volume claim (logging.volume)."""
 WEBSERVER_CONFIG_MAP = "airflow-webserver-config"
 WEBSERVER_CONFIG_KEY = "webserver_config.py"
 
@@ -101,6 +116,8 @@ WORKER_LOG_PORT = 8793
 TRIGGERER_LOG_PORT = 8794
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
+STATSD_PORT = 9125
+METRICS_PORT = 9102
 
 # --- labels ---
 PART_OF = "airflow"
@@ -127,6 +144,11 @@ class Component:
     DAGS = "dags"
     EXAMPLES = "examples"
     EXPOSURE = "exposure"
+    DATABASE_CLEANUP = "database-cleanup"
+    METRICS = "metrics"
+    ALERTS = "alerts"
+    DASHBOARD = "dashboard"
+    LOGS = "logs"
     EXTERNAL_SERVICE = "external-service"
 
 
@@ -216,6 +238,17 @@ class AirflowEnv:
     OIDC_CLIENT_SECRET_FILE = "AIRFLOW_K8S_OIDC_CLIENT_SECRET_FILE"
     FAB_CONFIG_FILE = "AIRFLOW__FAB__CONFIG_FILE"
     FAB_PROXY_FIX = "AIRFLOW__FAB__ENABLE_PROXY_FIX"
+    DB_CLEAN_RETENTION_DAYS = "AIRFLOW_K8S_DB_CLEAN_RETENTION_DAYS"
+    LOG_RETENTION_DAYS = "AIRFLOW_K8S_LOG_RETENTION_DAYS"
+    REMOTE_LOGGING = "AIRFLOW__LOGGING__REMOTE_LOGGING"
+    REMOTE_BASE_LOG_FOLDER = "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"
+    REMOTE_LOG_CONN_ID = "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID"
+    DELETE_LOCAL_LOGS = "AIRFLOW__LOGGING__DELETE_LOCAL_LOGS"
+    STATSD_ON = "AIRFLOW__METRICS__STATSD_ON"
+    STATSD_HOST = "AIRFLOW__METRICS__STATSD_HOST"
+    STATSD_PORT = "AIRFLOW__METRICS__STATSD_PORT"
+    STATSD_PREFIX = "AIRFLOW__METRICS__STATSD_PREFIX"
+    STATSD_INFLUXDB_ENABLED = "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED"
     # the contract with DAGs (dags/stack_context.py)
     NAMESPACE = stack_context.ENV_NAMESPACE
     TASK_SERVICE_ACCOUNT = stack_context.ENV_TASK_SERVICE_ACCOUNT

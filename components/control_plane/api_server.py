@@ -16,7 +16,7 @@ from components.config import names
 from components.config.model import StackConfig
 from components.control_plane import sso
 from components.control_plane.exposure import Exposure, ExposureArgs
-from components.control_plane.settings import config_map_manifest, register_config_map
+from components.foundation.config_maps import config_map_manifest, register_config_map
 from components.foundation.identities import identities
 from components.kube import builders, objects
 from components.kube.wiring import ConfigMapHandle, IdentityHandle, SecretHandle
@@ -81,6 +81,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
             builders.env(E.API_WORKERS, str(config.api_server.workers)),
             *sso.api_server_env(config),
             *proxy_env(config),
+            *env.remote_log_connection(config),
         ],
         extra_mounts=sso.mounts(config),
         ports=[{"name": PORT_NAME, "containerPort": names.API_SERVER_PORT, "protocol": "TCP"}],

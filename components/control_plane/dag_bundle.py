@@ -8,7 +8,7 @@ import pulumi
 
 from components.airflow_pods.dag_sources import DagBundle
 from components.config import names
-from components.control_plane.settings import config_map_manifest, register_config_map
+from components.foundation.config_maps import config_map_manifest, register_config_map
 from components.kube.wiring import ConfigMapHandle, NamespaceHandle
 
 

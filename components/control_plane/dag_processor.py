@@ -38,6 +38,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         containers=[processor],
         init_containers=[pods.wait_for_migrations(config, resources)],
         dag_paths=dag_paths,
+        writes_logs=True,
     )
 
 

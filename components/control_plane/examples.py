@@ -10,7 +10,7 @@ import pulumi_random
 
 from components.config import names
 from components.config.model import StackConfig
-from components.control_plane.settings import register_config_map
+from components.foundation.config_maps import register_config_map
 from components.foundation.credentials import register_secret, rotation_keepers
 from components.kube.wiring import ConfigMapHandle, NamespaceHandle, SecretHandle
 

@@ -92,6 +92,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         init_containers=[migrate_database(config)],
         extra_volumes=task_pod_template.scheduler_volumes(config),
         dag_paths=dag_paths,
+        writes_logs=True,
     )
 
 

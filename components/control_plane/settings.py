@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from components.config import names
-from components.kube import objects
+from components.foundation.config_maps import config_map_manifest, register_config_map
 from components.kube.wiring import ConfigMapHandle, NamespaceHandle
 
 if TYPE_CHECKING:
-    from components.kube.manifest_types import ConfigMapManifest
+    pass
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
@@ -27,24 +27,6 @@ AIRFLOW_CFG = """\
 def scripts() -> dict[str, str]:
     """The scripts shipped to the pods, by file name (the same files the tests run)."""
     return {path.name: path.read_text() for path in sorted(SCRIPTS.iterdir()) if path.is_file()}
-
-
-def config_map_manifest(name: str, component: str, namespace: str, data: dict[str, str]) -> ConfigMapManifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": names.metadata(name, component, namespace, namespace),
-        "data": dict(sorted(data.items())),
-    }
-
-
-def register_config_map(
-    parent: pulumi.Resource,
-    manifest: ConfigMapManifest,
-    depends_on: list[pulumi.Resource],
-) -> ConfigMapHandle:
-    resource = objects.register(manifest, objects.child_opts(parent, depends_on))
-    return ConfigMapHandle(manifest["metadata"]["name"], manifest.get("data", {}), resource)
 
 
 @dataclass(frozen=True)

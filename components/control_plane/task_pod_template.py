@@ -19,7 +19,7 @@ from components.airflow_pods import environment as env
 from components.airflow_pods.workload import AirflowPodHandles
 from components.config import names
 from components.config.model import StackConfig
-from components.control_plane.settings import register_config_map
+from components.foundation.config_maps import register_config_map
 from components.foundation.identities import identities
 from components.kube import builders
 from components.kube.wiring import ConfigMapHandle, IdentityHandle, wire

@@ -30,7 +30,10 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         args=["airflow", "triggerer"],
         resources=resources,
         credentials=env.triggerer_credentials(config),
-        extra_env=[builders.env(E.TRIGGERER_CAPACITY, str(config.triggerer.capacity))],
+        extra_env=[
+            builders.env(E.TRIGGERER_CAPACITY, str(config.triggerer.capacity)),
+            *env.remote_log_connection(config),
+        ],
         ports=[{"name": "trigger-logs", "containerPort": names.TRIGGERER_LOG_PORT, "protocol": "TCP"}],
         probes={
             **pods.jobs_check_probes("TriggererJob"),
@@ -46,6 +49,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         containers=[triggerer],
         init_containers=[pods.wait_for_migrations(config, resources)],
         dag_paths=dag_paths,
+        writes_logs=True,
     )
 
 

@@ -91,6 +91,7 @@ def pod_spec(config: StackConfig, worker_set: WorkerSetConfig, dag_paths: Mappin
         init_containers=[log_server(config, worker_set)],
         termination_grace_period_seconds=worker_set.termination_grace_period_seconds,
         dag_paths=dag_paths,
+        writes_logs=True,
     )
 
 

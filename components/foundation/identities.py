@@ -41,6 +41,8 @@ class Identity:
     component: str
     launches_pods: bool = False
     reads_pod_logs: bool = False
+    handles_task_logs: bool = False
+    """Writes or reads task logs in the log store (gets logging.remote.serviceAccountAnnotations)."""
 
     @property
     def calls_kubernetes_api(self) -> bool:
@@ -52,36 +54,53 @@ def identities(config: StackConfig) -> dict[str, Identity]:
     kubernetes_executor = config.uses_kubernetes_executor
     found = [
         # With the KubernetesExecutor the UI shows logs of running task pods through the API.
-        Identity(names.API_SERVER, names.Component.API_SERVER, reads_pod_logs=kubernetes_executor),
+        Identity(
+            names.API_SERVER, names.Component.API_SERVER, reads_pod_logs=kubernetes_executor, handles_task_logs=True
+        ),
         # The scheduler launches task pods (KubernetesExecutor) or runs tasks itself (LocalExecutor,
         # where a KubernetesPodOperator task launches its pod from the scheduler).
         Identity(
             names.SCHEDULER,
             names.Component.SCHEDULER,
             launches_pods=kubernetes_executor or config.runs_tasks_in_scheduler,
+            handles_task_logs=config.runs_tasks_in_scheduler,
         ),
         Identity(names.DAG_PROCESSOR, names.Component.DAG_PROCESSOR),
         # Deferrable KubernetesPodOperator tasks watch (and clean up) their pods from the triggerer.
-        Identity(names.TRIGGERER, names.Component.TRIGGERER, launches_pods=True),
+        Identity(names.TRIGGERER, names.Component.TRIGGERER, launches_pods=True, handles_task_logs=True),
         # KubernetesPodOperator pods run user images and never need the API.
         Identity(names.TASK_POD, names.Component.KUBERNETES_TASK),
     ]
     if config.uses_celery or kubernetes_executor:
-        found.append(Identity(names.WORKER, names.Component.WORKER, launches_pods=True))
+        found.append(Identity(names.WORKER, names.Component.WORKER, launches_pods=True, handles_task_logs=True))
     if config.in_cluster_database:
         found.append(Identity(names.POSTGRES, names.Component.POSTGRES))
     if config.uses_celery:
         found.append(Identity(names.REDIS, names.Component.REDIS))
+    if config.database_cleanup.enabled:
+        found.append(Identity(names.DATABASE_CLEANUP, names.Component.DATABASE_CLEANUP))
+    if config.metrics.enabled:
+        found.append(Identity(names.STATSD, names.Component.METRICS))
     return {identity.name: identity for identity in found}
 
 
-def service_account_manifest(identity: Identity, namespace: str) -> ServiceAccountManifest:
+def service_account_manifest(
+    identity: Identity, namespace: str, annotations: dict[str, str] | None = None
+) -> ServiceAccountManifest:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": names.metadata(identity.name, identity.component, namespace, namespace),
+        "metadata": names.metadata(identity.name, identity.component, namespace, namespace, annotations),
         "automountServiceAccountToken": identity.calls_kubernetes_api,
     }
+
+
+def annotations_of(config: StackConfig, identity: Identity) -> dict[str, str] | None:
+    """Workload identity for the log store (IRSA, GKE Workload Identity) on the accounts that use it."""
+    remote = config.logging.remote
+    if remote.enabled and identity.handles_task_logs and remote.service_account_annotations:
+        return dict(sorted(remote.service_account_annotations.items()))
+    return None
 
 
 def role_manifest(name: str, rules: list[PolicyRule], namespace: str) -> RoleManifest:
@@ -106,7 +125,9 @@ def role_binding_manifest(identity: Identity, role: str, namespace: str) -> Role
 def rbac_manifests(config: StackConfig) -> list[Manifest]:
     namespace = config.namespace
     found = identities(config)
-    manifests: list[Manifest] = [service_account_manifest(identity, namespace) for identity in found.values()]
+    manifests: list[Manifest] = [
+        service_account_manifest(identity, namespace, annotations_of(config, identity)) for identity in found.values()
+    ]
     launchers = [identity for identity in found.values() if identity.launches_pods]
     log_readers = [identity for identity in found.values() if identity.reads_pod_logs]
     if launchers:

@@ -78,6 +78,8 @@ TASK_PODS = Pods("airflow-kubernetes-executor-tasks", (C.KUBERNETES_TASK,))
 OPERATOR_PODS = Pods("airflow-pod-operator-tasks", labels=tuple(KUBERNETES_POD_OPERATOR_LABEL.items()))
 POSTGRES = Pods("airflow-postgres", (C.POSTGRES,))
 REDIS = Pods("airflow-redis", (C.REDIS,))
+DATABASE_CLEANUP = Pods("airflow-database-cleanup", (C.DATABASE_CLEANUP,))
+STATSD = Pods("airflow-statsd", (C.METRICS,))
 EVERY_POD = Pods("airflow-allow-dns", every_pod=True)
 GIT_SYNC_PODS = Pods("airflow-git-sync", (*AIRFLOW_SERVERS, C.KUBERNETES_TASK))
 """NetworkPolicies cannot tell a sidecar from its pod: every pod running git-sync."""
@@ -92,6 +94,8 @@ GROUPS = (
     WORKERS,
     TASK_PODS,
     OPERATOR_PODS,
+    DATABASE_CLEANUP,
+    STATSD,
     EVERY_POD,
     GIT_SYNC_PODS,
 )
@@ -121,6 +125,10 @@ class Path:
 
 def tcp(*port_numbers: int) -> tuple[NetworkPolicyPort, ...]:
     return tuple({"port": port, "protocol": "TCP"} for port in port_numbers)
+
+
+def udp(*port_numbers: int) -> tuple[NetworkPolicyPort, ...]:
+    return tuple({"port": port, "protocol": "UDP"} for port in port_numbers)
 
 
 DNS_PORTS: tuple[NetworkPolicyPort, ...] = ({"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"})
@@ -162,6 +170,13 @@ def allowed_paths(config: StackConfig) -> list[Path]:
             tcp(names.POSTGRES_PORT),
             "the api-server, scheduler, dag-processor and triggerer to Postgres 5432 (the metadata database)",
             when=database,
+        ),
+        Path(
+            DATABASE_CLEANUP,
+            POSTGRES,
+            tcp(names.POSTGRES_PORT),
+            "the database-cleanup job to Postgres 5432 (airflow db clean)",
+            when=database and config.database_cleanup.enabled,
         ),
         Path(
             keda,
@@ -206,6 +221,21 @@ def allowed_paths(config: StackConfig) -> list[Path]:
             api,
             "KubernetesPodOperator pods to 8080: the example DAG kpo_service_dns calls the health endpoint "
             "by Service name",
+        ),
+        # metrics
+        Path(
+            (*servers, WORKERS, TASK_PODS),
+            STATSD,
+            udp(names.STATSD_PORT),
+            "Airflow's processes (and KubernetesExecutor task pods) send StatsD metrics to the exporter (UDP 9125)",
+            when=config.metrics.enabled,
+        ),
+        Path(
+            _namespace(config.metrics.scraper_namespace),
+            STATSD,
+            tcp(names.METRICS_PORT),
+            f"Prometheus (namespace {config.metrics.scraper_namespace}) scrapes the exporter's metrics port 9102",
+            when=config.metrics.enabled,
         ),
         # task logs, fetched by the api-server from where the task ran
         Path(
@@ -350,6 +380,10 @@ def _present(config: StackConfig, group: Pods) -> bool:
         return config.uses_celery
     if group is TASK_PODS:
         return config.uses_kubernetes_executor
+    if group is DATABASE_CLEANUP:
+        return config.database_cleanup.enabled
+    if group is STATSD:
+        return config.metrics.enabled
     return True
 
 

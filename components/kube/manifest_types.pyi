@@ -1020,6 +1020,250 @@ class PodManifest(TypedDict, total=False):
     metadata: Required[NamedObjectMeta]
     spec: NotRequired[PodSpec]
 
+class PodMonitorManifest(TypedDict, total=False):
+    apiVersion: Required[Literal["monitoring.coreos.com/v1"]]
+    kind: Required[Literal["PodMonitor"]]
+    metadata: Required[NamedObjectMeta]
+    spec: Required[PodMonitorSpec]
+
+class PodMonitorSpec(TypedDict, total=False):
+    attachMetadata: NotRequired[PodMonitorSpecAttachMetadata]
+    bodySizeLimit: NotRequired[str]
+    convertClassicHistogramsToNHCB: NotRequired[bool]
+    fallbackScrapeProtocol: NotRequired[str]
+    jobLabel: NotRequired[str]
+    keepDroppedTargets: NotRequired[int]
+    labelLimit: NotRequired[int]
+    labelNameLengthLimit: NotRequired[int]
+    labelValueLengthLimit: NotRequired[int]
+    namespaceSelector: NotRequired[PodMonitorSpecNamespaceSelector]
+    nativeHistogramBucketLimit: NotRequired[int]
+    nativeHistogramMinBucketFactor: NotRequired[int | str]
+    podMetricsEndpoints: NotRequired[list[PodMonitorSpecPodMetricsEndpointsItem]]
+    podTargetLabels: NotRequired[list[str]]
+    sampleLimit: NotRequired[int]
+    scrapeClass: NotRequired[str]
+    scrapeClassicHistograms: NotRequired[bool]
+    scrapeNativeHistograms: NotRequired[bool]
+    scrapeProtocols: NotRequired[list[str]]
+    selector: Required[PodMonitorSpecSelector]
+    selectorMechanism: NotRequired[str]
+    targetLimit: NotRequired[int]
+
+class PodMonitorSpecAttachMetadata(TypedDict, total=False):
+    node: NotRequired[bool]
+
+class PodMonitorSpecNamespaceSelector(TypedDict, total=False):
+    any: NotRequired[bool]
+    matchNames: NotRequired[list[str]]
+
+class PodMonitorSpecPodMetricsEndpointsItem(TypedDict, total=False):
+    authorization: NotRequired[PodMonitorSpecPodMetricsEndpointsItemAuthorization]
+    basicAuth: NotRequired[PodMonitorSpecPodMetricsEndpointsItemBasicAuth]
+    bearerTokenSecret: NotRequired[PodMonitorSpecPodMetricsEndpointsItemBearerTokenSecret]
+    enableHttp2: NotRequired[bool]
+    filterRunning: NotRequired[bool]
+    followRedirects: NotRequired[bool]
+    honorLabels: NotRequired[bool]
+    honorTimestamps: NotRequired[bool]
+    interval: NotRequired[str]
+    metricRelabelings: NotRequired[list[PodMonitorSpecPodMetricsEndpointsItemMetricRelabelingsItem]]
+    noProxy: NotRequired[str]
+    oauth2: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2]
+    params: NotRequired[dict[str, list[str]]]
+    path: NotRequired[str]
+    port: NotRequired[str]
+    portNumber: NotRequired[int]
+    proxyConnectHeader: NotRequired[dict[str, list[PodMonitorSpecPodMetricsEndpointsItemProxyConnectHeaderValueItem]]]
+    proxyFromEnvironment: NotRequired[bool]
+    proxyUrl: NotRequired[str]
+    relabelings: NotRequired[list[PodMonitorSpecPodMetricsEndpointsItemRelabelingsItem]]
+    scheme: NotRequired[str]
+    scrapeTimeout: NotRequired[str]
+    targetPort: NotRequired[int | str]
+    tlsConfig: NotRequired[PodMonitorSpecPodMetricsEndpointsItemTlsConfig]
+    trackTimestampsStaleness: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemAuthorization(TypedDict, total=False):
+    credentials: NotRequired[PodMonitorSpecPodMetricsEndpointsItemAuthorizationCredentials]
+    type: NotRequired[str]
+
+class PodMonitorSpecPodMetricsEndpointsItemAuthorizationCredentials(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemBasicAuth(TypedDict, total=False):
+    password: NotRequired[PodMonitorSpecPodMetricsEndpointsItemBasicAuthPassword]
+    username: NotRequired[PodMonitorSpecPodMetricsEndpointsItemBasicAuthUsername]
+
+class PodMonitorSpecPodMetricsEndpointsItemBasicAuthPassword(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemBasicAuthUsername(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemBearerTokenSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemMetricRelabelingsItem(TypedDict, total=False):
+    action: NotRequired[str]
+    modulus: NotRequired[int]
+    regex: NotRequired[str]
+    replacement: NotRequired[str]
+    separator: NotRequired[str]
+    sourceLabels: NotRequired[list[str]]
+    targetLabel: NotRequired[str]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2(TypedDict, total=False):
+    clientId: Required[PodMonitorSpecPodMetricsEndpointsItemOauth2ClientId]
+    clientSecret: Required[PodMonitorSpecPodMetricsEndpointsItemOauth2ClientSecret]
+    endpointParams: NotRequired[dict[str, str]]
+    noProxy: NotRequired[str]
+    proxyConnectHeader: NotRequired[dict[str, list[PodMonitorSpecPodMetricsEndpointsItemOauth2ProxyConnectHeaderValueItem]]]
+    proxyFromEnvironment: NotRequired[bool]
+    proxyUrl: NotRequired[str]
+    scopes: NotRequired[list[str]]
+    tlsConfig: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfig]
+    tokenUrl: Required[str]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2ClientId(TypedDict, total=False):
+    configMap: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2ClientIdConfigMap]
+    secret: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2ClientIdSecret]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2ClientIdConfigMap(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2ClientIdSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2ClientSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2ProxyConnectHeaderValueItem(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfig(TypedDict, total=False):
+    ca: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCa]
+    cert: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCert]
+    insecureSkipVerify: NotRequired[bool]
+    keySecret: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigKeySecret]
+    maxVersion: NotRequired[str]
+    minVersion: NotRequired[str]
+    serverName: NotRequired[str]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCa(TypedDict, total=False):
+    configMap: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCaConfigMap]
+    secret: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCaSecret]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCaConfigMap(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCaSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCert(TypedDict, total=False):
+    configMap: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCertConfigMap]
+    secret: NotRequired[PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCertSecret]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCertConfigMap(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigCertSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemOauth2TlsConfigKeySecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemProxyConnectHeaderValueItem(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemRelabelingsItem(TypedDict, total=False):
+    action: NotRequired[str]
+    modulus: NotRequired[int]
+    regex: NotRequired[str]
+    replacement: NotRequired[str]
+    separator: NotRequired[str]
+    sourceLabels: NotRequired[list[str]]
+    targetLabel: NotRequired[str]
+
+class PodMonitorSpecPodMetricsEndpointsItemTlsConfig(TypedDict, total=False):
+    ca: NotRequired[PodMonitorSpecPodMetricsEndpointsItemTlsConfigCa]
+    cert: NotRequired[PodMonitorSpecPodMetricsEndpointsItemTlsConfigCert]
+    insecureSkipVerify: NotRequired[bool]
+    keySecret: NotRequired[PodMonitorSpecPodMetricsEndpointsItemTlsConfigKeySecret]
+    maxVersion: NotRequired[str]
+    minVersion: NotRequired[str]
+    serverName: NotRequired[str]
+
+class PodMonitorSpecPodMetricsEndpointsItemTlsConfigCa(TypedDict, total=False):
+    configMap: NotRequired[PodMonitorSpecPodMetricsEndpointsItemTlsConfigCaConfigMap]
+    secret: NotRequired[PodMonitorSpecPodMetricsEndpointsItemTlsConfigCaSecret]
+
+class PodMonitorSpecPodMetricsEndpointsItemTlsConfigCaConfigMap(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemTlsConfigCaSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemTlsConfigCert(TypedDict, total=False):
+    configMap: NotRequired[PodMonitorSpecPodMetricsEndpointsItemTlsConfigCertConfigMap]
+    secret: NotRequired[PodMonitorSpecPodMetricsEndpointsItemTlsConfigCertSecret]
+
+class PodMonitorSpecPodMetricsEndpointsItemTlsConfigCertConfigMap(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemTlsConfigCertSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecPodMetricsEndpointsItemTlsConfigKeySecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class PodMonitorSpecSelector(TypedDict, total=False):
+    matchExpressions: NotRequired[list[PodMonitorSpecSelectorMatchExpressionsItem]]
+    matchLabels: NotRequired[dict[str, str]]
+
+class PodMonitorSpecSelectorMatchExpressionsItem(TypedDict, total=False):
+    key: Required[str]
+    operator: Required[str]
+    values: NotRequired[list[str]]
+
 class PodOS(TypedDict, total=False):
     name: Required[str]
 
@@ -1139,6 +1383,38 @@ class ProjectedVolumeSource(TypedDict, total=False):
     sources: Required[list[VolumeProjection]]
     defaultMode: NotRequired[int]
     defaultUser: NotRequired[int]
+
+class PrometheusRuleManifest(TypedDict, total=False):
+    apiVersion: Required[Literal["monitoring.coreos.com/v1"]]
+    kind: Required[Literal["PrometheusRule"]]
+    metadata: Required[NamedObjectMeta]
+    spec: Required[PrometheusRuleSpec]
+
+class PrometheusRuleSpec(TypedDict, total=False):
+    groups: NotRequired[list[PrometheusRuleSpecGroupsItem]]
+
+class PrometheusRuleSpecGroupsItem(TypedDict, total=False):
+    interval: NotRequired[str]
+    labels: NotRequired[dict[str, str]]
+    limit: NotRequired[int]
+    name: Required[str]
+    partial_response_strategy: NotRequired[str]
+    query_offset: NotRequired[str]
+    rules: NotRequired[list[PrometheusRuleSpecGroupsItemRulesItem]]
+
+PrometheusRuleSpecGroupsItemRulesItem = TypedDict(
+    "PrometheusRuleSpecGroupsItemRulesItem",
+    {
+        'alert': NotRequired[str],
+        'annotations': NotRequired[dict[str, str]],
+        'expr': Required[int | str],
+        'for': NotRequired[str],
+        'keep_firing_for': NotRequired[str],
+        'labels': NotRequired[dict[str, str]],
+        'record': NotRequired[str],
+    },
+    total=False,
+)
 
 class QuobyteVolumeSource(TypedDict, total=False):
     registry: Required[str]
@@ -1373,6 +1649,255 @@ class ServiceManifest(TypedDict, total=False):
     kind: Required[Literal["Service"]]
     metadata: Required[NamedObjectMeta]
     spec: NotRequired[ServiceSpec]
+
+class ServiceMonitorManifest(TypedDict, total=False):
+    apiVersion: Required[Literal["monitoring.coreos.com/v1"]]
+    kind: Required[Literal["ServiceMonitor"]]
+    metadata: Required[NamedObjectMeta]
+    spec: Required[ServiceMonitorSpec]
+
+class ServiceMonitorSpec(TypedDict, total=False):
+    attachMetadata: NotRequired[ServiceMonitorSpecAttachMetadata]
+    bodySizeLimit: NotRequired[str]
+    convertClassicHistogramsToNHCB: NotRequired[bool]
+    endpoints: Required[list[ServiceMonitorSpecEndpointsItem]]
+    fallbackScrapeProtocol: NotRequired[str]
+    jobLabel: NotRequired[str]
+    keepDroppedTargets: NotRequired[int]
+    labelLimit: NotRequired[int]
+    labelNameLengthLimit: NotRequired[int]
+    labelValueLengthLimit: NotRequired[int]
+    namespaceSelector: NotRequired[ServiceMonitorSpecNamespaceSelector]
+    nativeHistogramBucketLimit: NotRequired[int]
+    nativeHistogramMinBucketFactor: NotRequired[int | str]
+    podTargetLabels: NotRequired[list[str]]
+    sampleLimit: NotRequired[int]
+    scrapeClass: NotRequired[str]
+    scrapeClassicHistograms: NotRequired[bool]
+    scrapeNativeHistograms: NotRequired[bool]
+    scrapeProtocols: NotRequired[list[str]]
+    selector: Required[ServiceMonitorSpecSelector]
+    selectorMechanism: NotRequired[str]
+    serviceDiscoveryRole: NotRequired[str]
+    targetLabels: NotRequired[list[str]]
+    targetLimit: NotRequired[int]
+
+class ServiceMonitorSpecAttachMetadata(TypedDict, total=False):
+    node: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItem(TypedDict, total=False):
+    authorization: NotRequired[ServiceMonitorSpecEndpointsItemAuthorization]
+    basicAuth: NotRequired[ServiceMonitorSpecEndpointsItemBasicAuth]
+    bearerTokenFile: NotRequired[str]
+    bearerTokenSecret: NotRequired[ServiceMonitorSpecEndpointsItemBearerTokenSecret]
+    enableHttp2: NotRequired[bool]
+    filterRunning: NotRequired[bool]
+    followRedirects: NotRequired[bool]
+    honorLabels: NotRequired[bool]
+    honorTimestamps: NotRequired[bool]
+    interval: NotRequired[str]
+    metricRelabelings: NotRequired[list[ServiceMonitorSpecEndpointsItemMetricRelabelingsItem]]
+    noProxy: NotRequired[str]
+    oauth2: NotRequired[ServiceMonitorSpecEndpointsItemOauth2]
+    params: NotRequired[dict[str, list[str]]]
+    path: NotRequired[str]
+    port: NotRequired[str]
+    proxyConnectHeader: NotRequired[dict[str, list[ServiceMonitorSpecEndpointsItemProxyConnectHeaderValueItem]]]
+    proxyFromEnvironment: NotRequired[bool]
+    proxyUrl: NotRequired[str]
+    relabelings: NotRequired[list[ServiceMonitorSpecEndpointsItemRelabelingsItem]]
+    scheme: NotRequired[str]
+    scrapeTimeout: NotRequired[str]
+    targetPort: NotRequired[int | str]
+    tlsConfig: NotRequired[ServiceMonitorSpecEndpointsItemTlsConfig]
+    trackTimestampsStaleness: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemAuthorization(TypedDict, total=False):
+    credentials: NotRequired[ServiceMonitorSpecEndpointsItemAuthorizationCredentials]
+    type: NotRequired[str]
+
+class ServiceMonitorSpecEndpointsItemAuthorizationCredentials(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemBasicAuth(TypedDict, total=False):
+    password: NotRequired[ServiceMonitorSpecEndpointsItemBasicAuthPassword]
+    username: NotRequired[ServiceMonitorSpecEndpointsItemBasicAuthUsername]
+
+class ServiceMonitorSpecEndpointsItemBasicAuthPassword(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemBasicAuthUsername(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemBearerTokenSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemMetricRelabelingsItem(TypedDict, total=False):
+    action: NotRequired[str]
+    modulus: NotRequired[int]
+    regex: NotRequired[str]
+    replacement: NotRequired[str]
+    separator: NotRequired[str]
+    sourceLabels: NotRequired[list[str]]
+    targetLabel: NotRequired[str]
+
+class ServiceMonitorSpecEndpointsItemOauth2(TypedDict, total=False):
+    clientId: Required[ServiceMonitorSpecEndpointsItemOauth2ClientId]
+    clientSecret: Required[ServiceMonitorSpecEndpointsItemOauth2ClientSecret]
+    endpointParams: NotRequired[dict[str, str]]
+    noProxy: NotRequired[str]
+    proxyConnectHeader: NotRequired[dict[str, list[ServiceMonitorSpecEndpointsItemOauth2ProxyConnectHeaderValueItem]]]
+    proxyFromEnvironment: NotRequired[bool]
+    proxyUrl: NotRequired[str]
+    scopes: NotRequired[list[str]]
+    tlsConfig: NotRequired[ServiceMonitorSpecEndpointsItemOauth2TlsConfig]
+    tokenUrl: Required[str]
+
+class ServiceMonitorSpecEndpointsItemOauth2ClientId(TypedDict, total=False):
+    configMap: NotRequired[ServiceMonitorSpecEndpointsItemOauth2ClientIdConfigMap]
+    secret: NotRequired[ServiceMonitorSpecEndpointsItemOauth2ClientIdSecret]
+
+class ServiceMonitorSpecEndpointsItemOauth2ClientIdConfigMap(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemOauth2ClientIdSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemOauth2ClientSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemOauth2ProxyConnectHeaderValueItem(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemOauth2TlsConfig(TypedDict, total=False):
+    ca: NotRequired[ServiceMonitorSpecEndpointsItemOauth2TlsConfigCa]
+    cert: NotRequired[ServiceMonitorSpecEndpointsItemOauth2TlsConfigCert]
+    insecureSkipVerify: NotRequired[bool]
+    keySecret: NotRequired[ServiceMonitorSpecEndpointsItemOauth2TlsConfigKeySecret]
+    maxVersion: NotRequired[str]
+    minVersion: NotRequired[str]
+    serverName: NotRequired[str]
+
+class ServiceMonitorSpecEndpointsItemOauth2TlsConfigCa(TypedDict, total=False):
+    configMap: NotRequired[ServiceMonitorSpecEndpointsItemOauth2TlsConfigCaConfigMap]
+    secret: NotRequired[ServiceMonitorSpecEndpointsItemOauth2TlsConfigCaSecret]
+
+class ServiceMonitorSpecEndpointsItemOauth2TlsConfigCaConfigMap(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemOauth2TlsConfigCaSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemOauth2TlsConfigCert(TypedDict, total=False):
+    configMap: NotRequired[ServiceMonitorSpecEndpointsItemOauth2TlsConfigCertConfigMap]
+    secret: NotRequired[ServiceMonitorSpecEndpointsItemOauth2TlsConfigCertSecret]
+
+class ServiceMonitorSpecEndpointsItemOauth2TlsConfigCertConfigMap(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemOauth2TlsConfigCertSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemOauth2TlsConfigKeySecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemProxyConnectHeaderValueItem(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemRelabelingsItem(TypedDict, total=False):
+    action: NotRequired[str]
+    modulus: NotRequired[int]
+    regex: NotRequired[str]
+    replacement: NotRequired[str]
+    separator: NotRequired[str]
+    sourceLabels: NotRequired[list[str]]
+    targetLabel: NotRequired[str]
+
+class ServiceMonitorSpecEndpointsItemTlsConfig(TypedDict, total=False):
+    ca: NotRequired[ServiceMonitorSpecEndpointsItemTlsConfigCa]
+    caFile: NotRequired[str]
+    cert: NotRequired[ServiceMonitorSpecEndpointsItemTlsConfigCert]
+    certFile: NotRequired[str]
+    insecureSkipVerify: NotRequired[bool]
+    keyFile: NotRequired[str]
+    keySecret: NotRequired[ServiceMonitorSpecEndpointsItemTlsConfigKeySecret]
+    maxVersion: NotRequired[str]
+    minVersion: NotRequired[str]
+    serverName: NotRequired[str]
+
+class ServiceMonitorSpecEndpointsItemTlsConfigCa(TypedDict, total=False):
+    configMap: NotRequired[ServiceMonitorSpecEndpointsItemTlsConfigCaConfigMap]
+    secret: NotRequired[ServiceMonitorSpecEndpointsItemTlsConfigCaSecret]
+
+class ServiceMonitorSpecEndpointsItemTlsConfigCaConfigMap(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemTlsConfigCaSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemTlsConfigCert(TypedDict, total=False):
+    configMap: NotRequired[ServiceMonitorSpecEndpointsItemTlsConfigCertConfigMap]
+    secret: NotRequired[ServiceMonitorSpecEndpointsItemTlsConfigCertSecret]
+
+class ServiceMonitorSpecEndpointsItemTlsConfigCertConfigMap(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemTlsConfigCertSecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecEndpointsItemTlsConfigKeySecret(TypedDict, total=False):
+    key: Required[str]
+    name: NotRequired[str]
+    optional: NotRequired[bool]
+
+class ServiceMonitorSpecNamespaceSelector(TypedDict, total=False):
+    any: NotRequired[bool]
+    matchNames: NotRequired[list[str]]
+
+class ServiceMonitorSpecSelector(TypedDict, total=False):
+    matchExpressions: NotRequired[list[ServiceMonitorSpecSelectorMatchExpressionsItem]]
+    matchLabels: NotRequired[dict[str, str]]
+
+class ServiceMonitorSpecSelectorMatchExpressionsItem(TypedDict, total=False):
+    key: Required[str]
+    operator: Required[str]
+    values: NotRequired[list[str]]
 
 class ServicePort(TypedDict, total=False):
     port: Required[int]
@@ -1834,4 +2359,4 @@ class WorkloadReference(TypedDict, total=False):
     podGroup: Required[str]
     podGroupReplicaKey: NotRequired[str]
 
-Manifest = NamespaceManifest | ServiceAccountManifest | SecretManifest | ConfigMapManifest | ServiceManifest | PodManifest | PersistentVolumeClaimManifest | DeploymentManifest | StatefulSetManifest | CronJobManifest | JobManifest | PodDisruptionBudgetManifest | HorizontalPodAutoscalerManifest | RoleManifest | RoleBindingManifest | NetworkPolicyManifest | IngressManifest | EndpointSliceManifest | ScaledObjectManifest | TriggerAuthenticationManifest | HTTPRouteManifest
+Manifest = NamespaceManifest | ServiceAccountManifest | SecretManifest | ConfigMapManifest | ServiceManifest | PodManifest | PersistentVolumeClaimManifest | DeploymentManifest | StatefulSetManifest | CronJobManifest | JobManifest | PodDisruptionBudgetManifest | HorizontalPodAutoscalerManifest | RoleManifest | RoleBindingManifest | NetworkPolicyManifest | IngressManifest | EndpointSliceManifest | ScaledObjectManifest | TriggerAuthenticationManifest | HTTPRouteManifest | ServiceMonitorManifest | PodMonitorManifest | PrometheusRuleManifest

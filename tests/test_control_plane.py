@@ -82,7 +82,7 @@ def test_other_pods_wait_for_migrations_with_the_configured_bounded_timeout(work
         for c in pod_spec(evaluation.find("Deployment", workload))["initContainers"]
         if c["name"] == "wait-for-migrations"
     ]
-    assert wait["args"] == ["bash", "/opt/airflow-k8s/scripts/wait-for-migrations.sh"]
+    assert wait["args"] == ["python", "/opt/airflow-k8s/scripts/wait-for-migrations.py"]
     assert env_of(wait)[E.MIGRATION_WAIT_TIMEOUT] == "123"
     assert pod_spec(evaluation.find("Deployment", workload))["initContainers"][0]["name"] == "wait-for-migrations"
 
@@ -341,10 +341,16 @@ def test_changing_the_scripts_config_map_rolls_only_airflow_pods(dev: Evaluation
 # --- probes ---
 
 
-def test_api_server_probes_its_health_endpoint_for_startup_readiness_and_liveness(dev: Evaluation) -> None:
+def test_api_server_is_ready_only_once_the_execution_api_answers(dev: Evaluation) -> None:
     [server] = [c for c in containers(dev.find("Deployment", names.API_SERVER)) if c["name"] == "api-server"]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert server[probe]["httpGet"] == {"path": "/api/v2/monitor/health", "port": "http", "scheme": "HTTP"}
+    assert server["readinessProbe"]["httpGet"] == {"path": "/execution/health", "port": "http", "scheme": "HTTP"}
+
+
+def test_task_processes_wait_for_the_execution_api_longer_than_the_sdk_default(dev: Evaluation) -> None:
+    for name, container in airflow_containers(dev):
+        assert env_of(container)[E.EXECUTION_API_TIMEOUT] == "60", name
 
 
 def test_scheduler_probes_its_health_check_server(dev: Evaluation) -> None:
@@ -359,13 +365,13 @@ def test_scheduler_probes_its_health_check_server(dev: Evaluation) -> None:
 @pytest.mark.parametrize(
     ("workload", "job"), [(names.DAG_PROCESSOR, "DagProcessorJob"), (names.TRIGGERER, "TriggererJob")]
 )
-def test_jobs_check_probes_allow_for_a_slow_cli_start(dev: Evaluation, workload: str, job: str) -> None:
+def test_job_probes_query_the_database_instead_of_starting_the_cli(dev: Evaluation, workload: str, job: str) -> None:
     [container] = containers(dev.find("Deployment", workload))
     for probe in ("startupProbe", "livenessProbe"):
-        assert container[probe]["exec"]["command"] == ["airflow", "jobs", "check", "--job-type", job, "--local"]
-        # a CLI start takes 4-5 s unthrottled; under a CPU limit, several times that
-        assert container[probe]["timeoutSeconds"] >= 30
-        assert container[probe]["periodSeconds"] >= container[probe]["timeoutSeconds"] / 3
+        assert container[probe]["exec"]["command"] == ["python", "/opt/airflow-k8s/scripts/job-alive.py", job]
+    # a start of up to 5 minutes, checked every 5 s
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
 
 
 # --- hardening ---

@@ -5,6 +5,7 @@ a real PostgreSQL: migration, wait-for-migrations, admin bootstrap and login, an
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +16,13 @@ import pytest
 from components.airflow_pods import environment
 from components.config import names
 from tests import postgres_server
-from tests.local_pod import LocalPod, create_metadata_database, migrate_new_metadata_database, wait_for_http
+from tests.local_pod import (
+    LocalPod,
+    copy_migrated_database,
+    create_metadata_database,
+    migrate_new_metadata_database,
+    wait_for_http,
+)
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
 pytestmark = pytest.mark.real
@@ -68,6 +75,54 @@ def test_migration_is_idempotent_when_a_second_scheduler_runs_it(
     assert second.returncode == 0, second.stderr[-2000:]
 
 
+def test_a_migrated_database_is_recognised_without_starting_airflow(
+    migrated: str, postgres: postgres_server.PostgresServer, stack: Evaluation, pods: list[LocalPod]
+) -> None:
+    """Every rollout that keeps the Airflow version: the migration and wait steps read the version tables
+    (core and FAB) with one query, and Airflow is never imported."""
+    scheduler = pod(pods, stack, names.SCHEDULER, postgres.port)
+    result, imported = run_recording_airflow(scheduler, "migrate-database")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "nothing to migrate; Airflow not started" in result.stdout
+    assert not imported
+    for workload in (names.API_SERVER, names.DAG_PROCESSOR, names.TRIGGERER):
+        waited, imported = run_recording_airflow(pod(pods, stack, workload, postgres.port), "wait-for-migrations")
+        assert waited.returncode == 0 and "schema at head" in waited.stdout, waited.stderr[-2000:]
+        assert not imported, workload
+
+
+def test_a_database_one_revision_behind_is_migrated(
+    postgres: postgres_server.PostgresServer, pods: list[LocalPod]
+) -> None:
+    evaluation = evaluate_ok("dev", migrationWaitTimeoutSeconds=WAIT_LIMIT, database={"databaseName": "behind"})
+    copy_migrated_database(evaluation, postgres)
+    postgres.sql("UPDATE alembic_version_fab SET version_num = 'not-the-head'", "behind")
+    scheduler = pod(pods, evaluation, names.SCHEDULER, postgres.port)
+    waited = pod(pods, evaluation, names.TRIGGERER, postgres.port).run("wait-for-migrations", WAIT_LIMIT + 300)
+    assert waited.returncode != 0 and "alembic_version_fab not-the-head" in waited.stderr, waited.stderr[-2000:]
+    result = scheduler.run("migrate-database", 600)
+    # the version differs, so `airflow db migrate` runs
+    output = result.stdout + result.stderr
+    assert "alembic_version_fab not-the-head" in output and "Migrating the Airflow database" in output, output[-3000:]
+
+
+RECORD_AIRFLOW = """
+import atexit, os, sys
+atexit.register(lambda: "airflow" in sys.modules and open(os.environ["RECORD_AIRFLOW_TO"], "a").write("imported\n"))
+"""
+
+
+def run_recording_airflow(local: LocalPod, container: str) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """Run an init container; whether any Python process it started imported airflow."""
+    site = local.root / "record-airflow"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(RECORD_AIRFLOW)
+    record = site / "imported"
+    record.write_text("")
+    result = local.run(container, 600, None, {"PYTHONPATH": str(site), "RECORD_AIRFLOW_TO": str(record)})
+    return result, bool(record.read_text())
+
+
 def test_wait_for_migrations_succeeds_once_the_schema_is_at_head(
     migrated: str, postgres: postgres_server.PostgresServer, stack: Evaluation, pods: list[LocalPod]
 ) -> None:
@@ -109,9 +164,10 @@ def test_admin_bootstrap_creates_the_generated_login_and_is_idempotent(
     first = api_server.run("bootstrap-admin", timeout=180)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "created user 'admin'" in first.stdout or "is up to date" in first.stdout
-    second = api_server.run("bootstrap-admin", timeout=180)
+    second, imported = run_recording_airflow(api_server, "bootstrap-admin")
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "user 'admin' is up to date" in second.stdout
+    assert "user 'admin' is up to date; Airflow not started" in second.stdout
+    assert not imported
 
 
 def post_json(url: str, body: dict[str, str]) -> tuple[int, dict[str, object]]:
@@ -136,6 +192,10 @@ def test_api_server_serves_health_and_accepts_only_the_generated_admin_password(
     assert health == environment.health_path(stack_config_of(stack))
     status = wait_for_http(base + health, timeout=120, process=process)
     assert status == 200, api_server.log("api-server")[-3000:]
+    # the readiness probe: the execution API answers, without credentials
+    ready = api_server.container("api-server")["readinessProbe"]["httpGet"]["path"]
+    assert ready == "/execution/health"
+    assert wait_for_http(base + ready, timeout=120, process=process) == 200
     admin = decoded_secret(stack, names.ADMIN_SECRET)
     ok, body = post_json(base + "/auth/token", {"username": admin["username"], "password": admin["password"]})
     assert ok == 201, api_server.log("api-server")[-3000:]

@@ -158,7 +158,8 @@ def test_behind_a_proxy_the_api_server_trusts_its_forwarded_headers(ingress: Eva
 
 def test_probes_follow_the_public_path(ingress: Evaluation) -> None:
     server = next(iter(containers(ingress.find("Deployment", names.API_SERVER))))
-    assert server["readinessProbe"]["httpGet"]["path"] == "/airflow/api/v2/monitor/health"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/airflow/api/v2/monitor/health"
+    assert server["readinessProbe"]["httpGet"]["path"] == "/airflow/execution/health"
 
 
 # --- the NetworkPolicy follows ---------------------------------------------------------------------------

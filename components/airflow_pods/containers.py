@@ -148,7 +148,7 @@ def wait_for_migrations(config: StackConfig, resources: ResourcesConfig) -> Airf
     """Init container: hold the pod until the database is reachable and migrated (bounded)."""
     return AirflowContainer(
         name="wait-for-migrations",
-        args=["bash", env.WAIT_FOR_MIGRATIONS],
+        args=["python", env.WAIT_FOR_MIGRATIONS],
         resources=resources,
         credentials=env.migration_wait_credentials(config),
         extra_env=[builders.env(E.MIGRATION_WAIT_TIMEOUT, str(config.migration_wait_timeout_seconds))],
@@ -187,11 +187,12 @@ def tcp_probe(port: str, period: int, timeout: int, failures: int) -> Probe:
 
 
 def jobs_check_probes(job_type: str) -> Probes:
-    """Liveness through `airflow jobs check`: the CLI needs 4-5 s to start, more under a CPU limit."""
-    command = ["airflow", "jobs", "check", "--job-type", job_type, "--local"]
+    """Liveness as `airflow jobs check --job-type TYPE --local` decides it, in one query (job-alive.py):
+    the CLI needed 4-5 s of CPU per probe, and up to 63 s on a loaded machine."""
+    command = ["python", env.JOB_ALIVE, job_type]
     return {
-        "startupProbe": exec_probe(command, period=15, timeout=45, failures=20),
-        "livenessProbe": exec_probe(command, period=60, timeout=45, failures=5),
+        "startupProbe": exec_probe(command, period=5, timeout=10, failures=60),
+        "livenessProbe": exec_probe(command, period=30, timeout=10, failures=5),
     }
 
 

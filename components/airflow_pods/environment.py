@@ -32,7 +32,10 @@ AIRFLOW_CFG_PATH = f"{CONFIG_DIR}/{names.AIRFLOW_CFG_KEY}"
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 # Task logs are fetched from the pod that ran the task; pod names do not resolve in DNS, pod IPs do.
 HOSTNAME_CALLABLE = "airflow.utils.net.get_host_ip_address"
-WAIT_FOR_MIGRATIONS = f"{SCRIPTS_DIR}/wait-for-migrations.sh"
+WAIT_FOR_MIGRATIONS = f"{SCRIPTS_DIR}/wait-for-migrations.py"
+JOB_ALIVE = f"{SCRIPTS_DIR}/job-alive.py"
+EXECUTION_API_TIMEOUT_SECONDS = 60
+"""[workers] execution_api_timeout: how long a task's supervisor waits for one execution API answer."""
 BOOTSTRAP_ADMIN = f"{SCRIPTS_DIR}/bootstrap-admin.py"
 MIGRATE_DATABASE = f"{SCRIPTS_DIR}/migrate-database.py"
 LOG_SERVER = f"{SCRIPTS_DIR}/log-server.py"
@@ -78,6 +81,10 @@ def execution_api_url(config: StackConfig) -> str:
 
 def health_path(config: StackConfig) -> str:
     return f"{base_path(config)}/api/v2/monitor/health"
+
+
+def execution_health_path(config: StackConfig) -> str:
+    return f"{base_path(config)}/execution/health"
 
 
 def kubernetes_connection(config: StackConfig) -> str:
@@ -216,6 +223,9 @@ def core_env(config: StackConfig) -> list[EnvVar]:
         *([builders.env(E.API_BASE_URL, public)] if (public := base_url(config)) else []),
         # Task processes always reach the execution API inside the cluster, whatever users open.
         builders.env(E.EXECUTION_API_SERVER_URL, execution_api_url(config)),
+        # The task SDK's default (5 s) is shorter than a cold api-server worker's first answer under load
+        # (28-47 s measured on 2 cores); a timed-out call is retried, but a whole try could fail.
+        builders.env(E.EXECUTION_API_TIMEOUT, str(EXECUTION_API_TIMEOUT_SECONDS)),
         builders.env(E.KUBERNETES_CONNECTION, kubernetes_connection(config)),
         # What DAGs may know about the stack (dags/stack_context.py).
         builders.env(E.NAMESPACE, config.namespace),

@@ -64,8 +64,11 @@ def proxy_env(config: StackConfig) -> list[EnvVar]:
 def probes(config: StackConfig) -> pods.Probes:
     health = env.health_path(config)
     return {
-        "startupProbe": pods.http_probe(health, PORT_NAME, period=10, timeout=5, failures=30),
-        "readinessProbe": pods.http_probe(health, PORT_NAME, period=10, timeout=5, failures=3),
+        "startupProbe": pods.http_probe(health, PORT_NAME, period=5, timeout=5, failures=60),
+        # ready once the execution API answers too: tasks call it, and its first answer is the slow one
+        "readinessProbe": pods.http_probe(
+            env.execution_health_path(config), PORT_NAME, period=10, timeout=5, failures=3
+        ),
         "livenessProbe": pods.http_probe(health, PORT_NAME, period=20, timeout=10, failures=5),
     }
 

@@ -2,7 +2,8 @@
 the stack switched the admin login off (no password file), deactivate that user.
 
 Idempotent: runs in an init container of every api-server pod. The password comes from a mounted Secret
-file (never from the environment or a command line).
+file (never from the environment or a command line). When the user is already as it should be (every
+rollout after the first), one query finds that out and Airflow is not started at all.
 """
 
 from __future__ import annotations
@@ -11,11 +12,32 @@ import os
 import sys
 from typing import Any
 
-from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+import metadata_db
 from werkzeug.security import check_password_hash
 
 
+def already_done(username: str, password: str | None) -> bool:
+    """Whether the user is already active with this password (or, without one, absent or inactive)."""
+    try:
+        connection = metadata_db.connect(metadata_db.database_url())
+    except Exception:
+        return False  # Airflow's own start below waits and reports
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT password, active FROM ab_user WHERE username = %s", (username,))
+            row = cursor.fetchone()
+    except Exception:
+        return False  # no ab_user table yet: Airflow creates it
+    finally:
+        connection.close()
+    if password is None:
+        return row is None or not row[1]
+    return row is not None and bool(row[1]) and check_password_hash(row[0], password)
+
+
 def deactivate(username: str) -> int:
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
     with get_application_builder() as appbuilder:
         security: Any = appbuilder.sm  # FAB's security manager is untyped
         user = security.find_user(username=username)
@@ -31,10 +53,17 @@ def deactivate(username: str) -> int:
 def main() -> int:
     username = os.environ["AIRFLOW_K8S_ADMIN_USERNAME"]
     password_file = os.environ.get("AIRFLOW_K8S_ADMIN_PASSWORD_FILE")
-    if not password_file:
+    password = None
+    if password_file:
+        with open(password_file) as file:
+            password = file.read().strip()
+    if already_done(username, password):
+        print(f"bootstrap-admin: user {username!r} is up to date; Airflow not started")
+        return 0
+    if password is None:
         return deactivate(username)
-    with open(password_file) as file:
-        password = file.read().strip()
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
     email = os.environ["AIRFLOW_K8S_ADMIN_EMAIL"]
     with get_application_builder() as appbuilder:
         security: Any = appbuilder.sm  # FAB's security manager is untyped

@@ -1,7 +1,9 @@
 """The scheduler's migration step: bring the metadata database to this image's schema, then keep the
 read-only KEDA role in sync.
 
-Runs in an init container of every scheduler pod. `airflow db migrate` takes a database lock, so a
+Runs in an init container of every scheduler pod. When the version tables are already at this image's
+head (every rollout that does not change the Airflow version), it does not start Airflow at all: one
+query decides (metadata_db.py). Otherwise `airflow db migrate` runs; it takes a database lock, so a
 second scheduler waits for the first. With KEDA on (AIRFLOW_K8S_KEDA_ROLE set), the role KEDA logs in
 as is created if missing, its password set to the stack's, and its rights reduced to SELECT on the two
 tables KEDA's queries read; running this again changes nothing.
@@ -10,41 +12,18 @@ tables KEDA's queries read; running this again changes nothing.
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
-from typing import Any
+
+import metadata_db
 
 KEDA_TABLES = ("task_instance", "trigger")
-
-
-def metadata_url() -> str:
-    command = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"]
-    return subprocess.run(shlex.split(command), capture_output=True, text=True, check=True).stdout.strip()
-
-
-def connect(url: str) -> Any:
-    import psycopg2
-    from psycopg2.extensions import make_dsn
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    options: dict[str, Any] = {str(k): str(v) for k, v in parsed.query.items()}
-    dsn = make_dsn(
-        host=parsed.host,
-        port=parsed.port or 5432,
-        user=parsed.username,
-        password=parsed.password,
-        dbname=parsed.database,
-        **options,
-    )
-    return psycopg2.connect(dsn)
 
 
 def sync_keda_role(url: str, role: str, password: str) -> None:
     from psycopg2 import sql
 
-    connection = connect(url)
+    connection = metadata_db.connect(url)
     connection.autocommit = True
     name = sql.Identifier(role)
     try:
@@ -71,15 +50,33 @@ def sync_keda_role(url: str, role: str, password: str) -> None:
     print(f"migrate-database: role {role!r} may SELECT {', '.join(KEDA_TABLES)} and nothing else", flush=True)
 
 
+def already_at_head(url: str) -> bool:
+    try:
+        connection = metadata_db.connect(url)
+    except Exception as error:  # not reachable yet: `airflow db migrate` waits for it and says why
+        print(f"migrate-database: could not check the schema ({type(error).__name__}); migrating", flush=True)
+        return False
+    try:
+        at_head, detail = metadata_db.schema_at_head(connection)
+    finally:
+        connection.close()
+    print(f"migrate-database: {detail}", flush=True)
+    return at_head
+
+
 def main() -> int:
-    migrated = subprocess.run(["airflow", "db", "migrate"], check=False)
-    if migrated.returncode != 0:
-        return migrated.returncode
+    url = metadata_db.database_url()
+    if already_at_head(url):
+        print("migrate-database: nothing to migrate; Airflow not started", flush=True)
+    else:
+        migrated = subprocess.run(["airflow", "db", "migrate"], check=False)
+        if migrated.returncode != 0:
+            return migrated.returncode
     role = os.environ.get("AIRFLOW_K8S_KEDA_ROLE")
     if role:
         with open(os.environ["AIRFLOW_K8S_KEDA_PASSWORD_FILE"]) as file:
             password = file.read().strip()
-        sync_keda_role(metadata_url(), role, password)
+        sync_keda_role(url, role, password)
     return 0
 
 

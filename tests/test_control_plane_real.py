@@ -4,12 +4,15 @@ a real PostgreSQL: migration, wait-for-migrations, admin bootstrap and login, an
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -96,14 +99,51 @@ def test_a_database_one_revision_behind_is_migrated(
 ) -> None:
     evaluation = evaluate_ok("dev", migrationWaitTimeoutSeconds=WAIT_LIMIT, database={"databaseName": "behind"})
     copy_migrated_database(evaluation, postgres)
-    postgres.sql("UPDATE alembic_version_fab SET version_num = 'not-the-head'", "behind")
+    # the FAB tables one revision behind this image's head
+    postgres.sql(f"UPDATE alembic_version_fab SET version_num = '{previous_fab_revision()}'", "behind")
     scheduler = pod(pods, evaluation, names.SCHEDULER, postgres.port)
     waited = pod(pods, evaluation, names.TRIGGERER, postgres.port).run("wait-for-migrations", WAIT_LIMIT + 300)
-    assert waited.returncode != 0 and "alembic_version_fab not-the-head" in waited.stderr, waited.stderr[-2000:]
+    assert waited.returncode == 1 and f"alembic_version_fab {previous_fab_revision()}" in waited.stderr, waited.stderr
     result = scheduler.run("migrate-database", 600)
     # the version differs, so `airflow db migrate` runs
     output = result.stdout + result.stderr
-    assert "alembic_version_fab not-the-head" in output and "Migrating the Airflow database" in output, output[-3000:]
+    assert f"alembic_version_fab {previous_fab_revision()}" in output, output[-3000:]
+    assert "Migrating the Airflow database" in output, output[-3000:]
+    assert (
+        "schema at head" in pod(pods, evaluation, names.TRIGGERER, postgres.port).run("wait-for-migrations", 300).stdout
+    )
+
+
+def previous_fab_revision() -> str:
+    """The revision the newest FAB migration of this Airflow builds on, from the migration files."""
+    spec = importlib.util.find_spec("airflow")  # found, not imported: Airflow stays out of this process
+    assert spec is not None and spec.submodule_search_locations
+    versions = Path(next(iter(spec.submodule_search_locations))) / "providers" / "fab" / "migrations" / "versions"
+    newest = sorted(versions.glob("0*.py"))[-1].read_text()
+    found = re.search(r'^down_revision = "([0-9a-f]+)"', newest, re.MULTILINE)
+    assert found is not None
+    return found.group(1)
+
+
+def test_a_database_migrated_by_a_newer_airflow_is_refused_and_left_unchanged(
+    postgres: postgres_server.PostgresServer, pods: list[LocalPod]
+) -> None:
+    """A downgrade: the database's revision is one this image's migrations do not contain."""
+    evaluation = evaluate_ok("dev", migrationWaitTimeoutSeconds=WAIT_LIMIT, database={"databaseName": "newer"})
+    copy_migrated_database(evaluation, postgres)
+    postgres.sql("UPDATE alembic_version SET version_num = 'f0e1d2c3b4a5'", "newer")
+    counts = "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM ab_user), (SELECT count(*) FROM log)"
+    before = postgres.sql(counts, "newer")
+    result = pod(pods, evaluation, names.SCHEDULER, postgres.port).run("migrate-database", 600)
+    assert result.returncode == 3, (result.stdout[-2000:], result.stderr[-2000:])
+    assert "refusing to start" in result.stderr and "revision f0e1d2c3b4a5" in result.stderr
+    assert "Airflow 3.3.2 does not know" in result.stderr
+    # nothing written: the same revision, the same rows
+    assert postgres.sql("SELECT version_num FROM alembic_version", "newer") == "[('f0e1d2c3b4a5',)]"
+    assert postgres.sql(counts, "newer") == before
+    # and no other component starts against that schema: the wait step refuses at once
+    waited = pod(pods, evaluation, names.API_SERVER, postgres.port).run("wait-for-migrations", WAIT_LIMIT + 300)
+    assert waited.returncode == 3 and "refusing to start" in waited.stderr, waited.stderr[-2000:]
 
 
 RECORD_AIRFLOW = """

@@ -34,8 +34,9 @@ def airflow_package() -> Path:
 _ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]+)?=\s*(.+)$", re.MULTILINE)
 
 
-def head_revision(versions: Path) -> str:
-    """The one revision no other migration builds on: the head this image's `airflow db migrate` reaches.
+def revisions_of(versions: Path) -> tuple[str, set[str]]:
+    """The head this image's `airflow db migrate` reaches (the one revision no other migration builds on),
+    and every revision the image knows.
 
     Read from the migration files' ``revision = "..."`` and ``down_revision = ...`` lines (a literal
     string, tuple or None), not by importing them."""
@@ -51,17 +52,52 @@ def head_revision(versions: Path) -> str:
     heads = revisions - parents
     if len(heads) != 1:
         raise RuntimeError(f"{versions}: expected one head revision, found {sorted(heads)}")
-    return heads.pop()
+    return heads.pop(), revisions
 
 
-def expected_heads() -> dict[str, str]:
+def head_revision(versions: Path) -> str:
+    return revisions_of(versions)[0]
+
+
+def image_revisions() -> dict[str, tuple[str, set[str]]]:
+    """Per version table: this image's head and every revision it knows."""
     package = airflow_package()
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, set[str]]] = {}
     for table, parts in VERSION_TABLES.items():
         versions = package.joinpath(*parts)
         if versions.is_dir():
-            found[table] = head_revision(versions)
+            found[table] = revisions_of(versions)
     return found
+
+
+def expected_heads() -> dict[str, str]:
+    return {table: head for table, (head, _) in image_revisions().items()}
+
+
+def airflow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("apache-airflow-core")
+    except PackageNotFoundError:
+        return version("apache-airflow")
+
+
+def newer_schema(connection: Any) -> str | None:
+    """Why this image must not run against the database, when a newer Airflow migrated it (a downgrade):
+    a version table holds a revision this image's migrations do not contain. None otherwise."""
+    current = current_revisions(connection)
+    for table, (head, known) in image_revisions().items():
+        revision = current.get(table)
+        if revision is not None and revision not in known:
+            return (
+                f"the database's {table} is at revision {revision}, which this image's Airflow "
+                f"{airflow_version()} does not know (its newest is {head}): a newer Airflow migrated it. "
+                "Airflow's migrations are one-way, so this image must not run against it. Set image.tag back "
+                "to the version that migrated it, or restore the backup taken before that upgrade "
+                "(docs/operations.md)."
+            )
+    return None
 
 
 def database_url() -> str:

@@ -50,6 +50,10 @@ def sync_keda_role(url: str, role: str, password: str) -> None:
     print(f"migrate-database: role {role!r} may SELECT {', '.join(KEDA_TABLES)} and nothing else", flush=True)
 
 
+class Downgrade(Exception):
+    """The database is newer than this image: nothing may be written."""
+
+
 def already_at_head(url: str) -> bool:
     try:
         connection = metadata_db.connect(url)
@@ -57,6 +61,8 @@ def already_at_head(url: str) -> bool:
         print(f"migrate-database: could not check the schema ({type(error).__name__}); migrating", flush=True)
         return False
     try:
+        if refusal := metadata_db.newer_schema(connection):
+            raise Downgrade(refusal)
         at_head, detail = metadata_db.schema_at_head(connection)
     finally:
         connection.close()
@@ -66,7 +72,12 @@ def already_at_head(url: str) -> bool:
 
 def main() -> int:
     url = metadata_db.database_url()
-    if already_at_head(url):
+    try:
+        at_head = already_at_head(url)
+    except Downgrade as refusal:
+        print(f"migrate-database: refusing to start: {refusal}", file=sys.stderr, flush=True)
+        return 3
+    if at_head:
         print("migrate-database: nothing to migrate; Airflow not started", flush=True)
     else:
         migrated = subprocess.run(["airflow", "db", "migrate"], check=False)

@@ -36,6 +36,9 @@ def main() -> int:
         try:
             connection = metadata_db.connect(url, timeout=max(1, min(10, int(remaining))))
             try:
+                if refusal := metadata_db.newer_schema(connection):
+                    print(f"wait-for-migrations: refusing to start: {refusal}", file=sys.stderr)
+                    return 3
                 at_head, last = metadata_db.schema_at_head(connection)
             finally:
                 connection.close()

@@ -121,3 +121,32 @@ def command_secret(obj: dict[str, Any], container: dict[str, Any], variable: str
     assert isinstance(command, str) and command.startswith("cat /"), command
     assert variable not in env_of(container), f"{variable} must not be in the environment"
     return secret_file_source(obj, container, command.removeprefix("cat "))
+
+
+def assert_registers_as_the_sdk_custom_resource(manifest: Any) -> None:
+    """Our registration of a custom resource equals pulumi-kubernetes' ``CustomResource``: the same type
+    token, name, inputs and aliases (so switching between them changes nothing)."""
+    import pulumi
+
+    from components.kube.objects import register
+    from tools.mock_engine import evaluate
+
+    obj: dict[str, Any] = json.loads(json.dumps(manifest))
+
+    def through_sdk() -> None:
+        from pulumi_kubernetes.apiextensions import CustomResource  # pyright: ignore[reportMissingTypeStubs]
+
+        extra = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+        CustomResource(
+            obj["metadata"]["name"], api_version=obj["apiVersion"], kind=obj["kind"], metadata=obj["metadata"], **extra
+        )
+
+    def through_program() -> None:
+        register(manifest, pulumi.ResourceOptions())
+
+    sdk, ours = evaluate({}, program=through_sdk), evaluate({}, program=through_program)
+    assert sdk.error is None and ours.error is None, (sdk.error, ours.error)
+    token = f"kubernetes:{obj['apiVersion']}:{obj['kind']}"
+    [expected] = sdk.of_type(token)
+    [actual] = ours.of_type(token)
+    assert (actual.name, actual.inputs, actual.aliases) == (expected.name, expected.inputs, expected.aliases)

@@ -9,12 +9,10 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import pulumi
 import pytest
 
-from components.kube.objects import register
 from tests import kube_apiserver
-from tools.mock_engine import evaluate
+from tests.support import assert_registers_as_the_sdk_custom_resource
 from tools.validate import KUBERNETES_VERSIONS, SchemaError, validate
 
 if TYPE_CHECKING:
@@ -137,26 +135,7 @@ def test_the_other_gateway_api_kinds_validate_against_their_crds() -> None:
 
 
 def test_an_http_route_registers_as_the_sdk_custom_resource_would() -> None:
-    def through_sdk() -> None:
-        from pulumi_kubernetes.apiextensions import CustomResource  # pyright: ignore[reportMissingTypeStubs]
-
-        route = route_dict()
-        CustomResource(
-            "airflow-ui",
-            api_version=route["apiVersion"],
-            kind=route["kind"],
-            metadata=route["metadata"],
-            spec=route["spec"],
-        )
-
-    def through_program() -> None:
-        register(http_route(), pulumi.ResourceOptions())
-
-    sdk, ours = evaluate({}, program=through_sdk), evaluate({}, program=through_program)
-    assert sdk.error is None and ours.error is None
-    [expected] = sdk.of_type("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")
-    [actual] = ours.of_type("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")
-    assert (actual.name, actual.inputs, actual.aliases) == (expected.name, expected.inputs, expected.aliases)
+    assert_registers_as_the_sdk_custom_resource(http_route())
 
 
 # --- a real kube-apiserver with the vendored CRDs installed ---------------------------------------------

@@ -10,12 +10,10 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import pulumi
 import pytest
 
-from components.kube.objects import register
 from tests import kube_apiserver
-from tools.mock_engine import evaluate
+from tests.support import assert_registers_as_the_sdk_custom_resource
 from tools.validate import KUBERNETES_VERSIONS, SchemaError, validate
 
 if TYPE_CHECKING:
@@ -246,27 +244,7 @@ def test_the_real_api_server_tier_installs_these_crds() -> None:
 
 @pytest.mark.parametrize("factory", FACTORIES, ids=[factory.__name__ for factory in FACTORIES])
 def test_each_kind_registers_as_the_sdk_custom_resource_would(factory: Callable[[], Manifest]) -> None:
-    def through_sdk() -> None:
-        from pulumi_kubernetes.apiextensions import CustomResource  # pyright: ignore[reportMissingTypeStubs]
-
-        obj = as_dict(factory())
-        CustomResource(
-            obj["metadata"]["name"],
-            api_version=obj["apiVersion"],
-            kind=obj["kind"],
-            metadata=obj["metadata"],
-            spec=obj["spec"],
-        )
-
-    def through_program() -> None:
-        register(factory(), pulumi.ResourceOptions())
-
-    sdk, ours = evaluate({}, program=through_sdk), evaluate({}, program=through_program)
-    assert sdk.error is None and ours.error is None
-    token = f"kubernetes:monitoring.coreos.com/v1:{factory()['kind']}"
-    [expected] = sdk.of_type(token)
-    [actual] = ours.of_type(token)
-    assert (actual.name, actual.inputs, actual.aliases) == (expected.name, expected.inputs, expected.aliases)
+    assert_registers_as_the_sdk_custom_resource(factory())
 
 
 # --- a real kube-apiserver with the vendored CRDs installed ---------------------------------------------

@@ -2,13 +2,17 @@
 
 Every pod task runs in the stack's namespace under its task identity (no RBAC, no API token), as a
 non-root user with a read-only root filesystem and a writable /tmp, with requests and limits, and says
-what happens to its pod when it finishes. Pass an image that is pinned to a version.
+what happens to its pod when it finishes, and lands where the stack places task pods (stack config
+`taskPods.placement` over `placement`: node selector, tolerations, affinity, spread, priority class).
+Pass an image that is pinned to a version.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 from stack_context import StackContext
 
@@ -29,6 +33,18 @@ def resources(
     return k8s.V1ResourceRequirements(
         requests={"cpu": cpu, "memory": memory}, limits={"cpu": cpu_limit, "memory": memory_limit}
     )
+
+
+def placement(stack: StackContext) -> dict[str, Any]:
+    """The stack's placement for pod tasks, as KubernetesPodOperator's ``full_pod_spec``: the operator
+    starts from it, so a field a task sets itself (``node_selector=``, ``tolerations=``, ``affinity=``,
+    ``priority_class_name=``) wins over the stack's."""
+    fields = stack.task_pod_placement_fields()
+    if not fields:
+        return {}
+    # camelCase JSON to client models, with the client's own deserializer (as Airflow's converters do)
+    deserialize: Callable[[Any, str], k8s.V1PodSpec] = getattr(ApiClient(), "_ApiClient__deserialize")  # noqa: B009
+    return {"full_pod_spec": k8s.V1Pod(spec=deserialize({"containers": [], **fields}, "V1PodSpec"))}
 
 
 def hardened(
@@ -72,4 +88,5 @@ def hardened(
         "get_logs": True,
         "startup_timeout_seconds": 300,
         "labels": {"app.kubernetes.io/part-of": "airflow", "app.kubernetes.io/component": "task-pod"},
+        **placement(stack),
     }

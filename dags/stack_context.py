@@ -7,14 +7,17 @@ has a single source. Standard library only: this file ships with the DAGs.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, fields
+from typing import Any
 
 ENV_NAMESPACE = "AIRFLOW_K8S_NAMESPACE"
 ENV_TASK_SERVICE_ACCOUNT = "AIRFLOW_K8S_TASK_SERVICE_ACCOUNT"
 ENV_API_SERVER_URL = "AIRFLOW_K8S_API_SERVER_URL"
 ENV_EXAMPLE_SECRET = "AIRFLOW_K8S_EXAMPLE_SECRET"
 ENV_EXAMPLE_CONFIG_MAP = "AIRFLOW_K8S_EXAMPLE_CONFIG_MAP"
+ENV_TASK_POD_PLACEMENT = "AIRFLOW_K8S_TASK_POD_PLACEMENT"
 
 EXAMPLE_EXTERNAL_SERVICE = "example-warehouse"
 """The external service (stack config `externalServices`) the example DAG external_service_check reaches."""
@@ -33,6 +36,14 @@ class StackContext:
     """Secret the example DAGs read credentials from."""
     example_config_map: str
     """ConfigMap the example DAGs read settings from."""
+    task_pod_placement: str = "{}"
+    """Pod spec fields (JSON: nodeSelector, tolerations, affinity, ...) for the pods tasks launch
+    (stack config `taskPods.placement` over `placement`); "{}" when none."""
+
+    def task_pod_placement_fields(self) -> dict[str, Any]:
+        """The placement as pod spec fields, camelCase as the Kubernetes API takes them."""
+        found: dict[str, Any] = json.loads(self.task_pod_placement)
+        return found
 
     def service_host(self, service: str) -> str:
         """The cluster DNS name of a Service in the stack's namespace (an external one included)."""
@@ -54,5 +65,6 @@ ENV_BY_FIELD = {
     "api_server_url": ENV_API_SERVER_URL,
     "example_secret": ENV_EXAMPLE_SECRET,
     "example_config_map": ENV_EXAMPLE_CONFIG_MAP,
+    "task_pod_placement": ENV_TASK_POD_PLACEMENT,
 }
 assert set(ENV_BY_FIELD) == {f.name for f in fields(StackContext)}

@@ -38,6 +38,7 @@ FIELD_MANAGER = "pulumi-kubernetes"
 """The field manager pulumi-kubernetes applies with."""
 CRDS = sorted((ROOT / "tools" / "crds").glob("*/*.yaml"))
 SECURITY_DOC = ROOT / "docs" / "security.md"
+PRIORITY_CLASSES = ("airflow-standard", "airflow-tasks")
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +57,11 @@ def server() -> Iterator[kube_apiserver.ApiServer]:
                 if document and document.get("kind") == "CustomResourceDefinition":
                     api.server_side_apply(crds, body=document, field_manager="test-setup")
                     wait_established(api, document["metadata"]["name"])
+        # the PriorityClasses the variants' placement names (a cluster's admins create them)
+        classes = api.resources.get(api_version="scheduling.k8s.io/v1", kind="PriorityClass")
+        for name in PRIORITY_CLASSES:
+            body = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name}}
+            api.server_side_apply(classes, body={**body, "value": 1000}, field_manager="test-setup")
         yield running
     finally:
         running.stop()
@@ -100,7 +106,10 @@ SERVER_VARIANTS = [
     "http-route-sso-subpath",
     "podmonitor-logs-volume-cleanup",
     "gcs-logs-metrics-only",
+    "placement-hpa",
 ]
+DAG_PODS_VARIANT = "placement-hpa"
+"""Celery and Kubernetes executors, with task pods placed (taskPods.placement, kubernetesExecutor.placement)."""
 
 
 @dataclass
@@ -264,10 +273,11 @@ def test_a_privileged_pod_is_refused_there_so_admission_really_runs(
 @pytest.fixture(scope="module")
 def dag_pods(server: kube_apiserver.ApiServer, postgres: Any) -> dict[str, Any]:
     """The pods the example DAGs' operators build, and the KubernetesExecutor's own task pod, in the
-    namespace of the variant that uses the KubernetesExecutor (built by real Airflow, in its pods)."""
+    namespace of a variant that uses the KubernetesExecutor and places task pods (built by real Airflow,
+    in its pods)."""
     from tests.test_dags import harness
 
-    evaluation = evaluate_on("celery-kubernetes")
+    evaluation = evaluate_on(DAG_PODS_VARIANT)
     processor = LocalPod(evaluation, "Deployment", names.DAG_PROCESSOR, postgres.port)
     scheduler = LocalPod(evaluation, "Deployment", names.SCHEDULER, postgres.port)
     try:
@@ -287,7 +297,7 @@ def dag_pods(server: kube_apiserver.ApiServer, postgres: Any) -> dict[str, Any]:
 def test_the_example_dags_pods_and_the_executors_task_pod_are_admitted_as_restricted(
     dag_pods: dict[str, Any], server: kube_apiserver.ApiServer
 ) -> None:
-    applied = apply_variant(server, "celery-kubernetes")  # their namespace, identities and Secrets
+    applied = apply_variant(server, DAG_PODS_VARIANT)  # their namespace, identities and Secrets
     refused: dict[str, str] = {}
     for task, built in dag_pods.items():
         pod = copy.deepcopy(built)

@@ -58,6 +58,8 @@ REMOTE_GCS: dict[str, Any] = {
 }
 LOGS_VOLUME: dict[str, Any] = {"logging": {"volume": {"enabled": True}}}
 CLEANUP: dict[str, Any] = {"databaseCleanup": {"enabled": True}}
+API_HPA: dict[str, Any] = {"apiServer": {"autoscaling": {"enabled": True}}}
+NODE_POOL: dict[str, Any] = {"nodeSelector": {"node-pool": "airflow"}}
 RESOURCES = {"requests": {"cpu": "300m", "memory": "700Mi"}, "limits": {"cpu": "3", "memory": "5Gi"}}
 LIMITS_ONLY = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "4", "memory": "6Gi"}}
 
@@ -121,6 +123,39 @@ SAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
     "externalServices[].addresses": (EXTERNAL_IPS, ["10.1.2.4"]),
     "externalServices[].ports": (EXTERNAL_IPS, [5433]),
     "externalServices[].egressCidrs": (EXTERNAL_DNS, ["10.9.0.0/16"]),
+    "apiServer.autoscaling.enabled": ({}, True),
+    "apiServer.autoscaling.minReplicas": (API_HPA, 3),
+    "apiServer.autoscaling.maxReplicas": (API_HPA, 8),
+    "apiServer.autoscaling.cpuUtilization": (API_HPA, 60),
+    "apiServer.autoscaling.memoryUtilization": (API_HPA, 80),
+    "apiServer.placement": ({}, NODE_POOL),
+    "scheduler.placement": ({}, NODE_POOL),
+    "dagProcessor.placement": ({}, NODE_POOL),
+    "triggerer.placement": ({}, NODE_POOL),
+    "workers[].placement": (CELERY, NODE_POOL),
+    "kubernetesExecutor.placement": (KUBERNETES, NODE_POOL),
+    "database.placement": ({}, NODE_POOL),
+    "redis.placement": (CELERY, NODE_POOL),
+    "metrics.placement": (METRICS, NODE_POOL),
+    "databaseCleanup.placement": (CLEANUP, NODE_POOL),
+    "taskPods.placement": ({}, {"priorityClassName": "airflow-tasks"}),
+    "placement.nodeSelector": ({}, {"node-pool": "airflow"}),
+    "placement.tolerations": ({}, [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]),
+    "placement.affinity": (
+        {},
+        {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 10, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}
+                ]
+            }
+        },
+    ),
+    "placement.topologySpreadConstraints": (
+        {},
+        [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}],
+    ),
+    "placement.priorityClassName": ({}, "airflow-standard"),
     "apiServer.resources.requests": ({}, RESOURCES["requests"]),
     "apiServer.resources.limits": ({}, LIMITS_ONLY["limits"]),
     "scheduler.replicas": ({}, 2),

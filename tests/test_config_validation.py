@@ -249,6 +249,7 @@ SECTION_SAMPLES: dict[str, Any] = {
     "externalDatabaseUrl": None,
     "redis": {"persistence": {"enabled": True}},
     "dags": {"delivery": "image"},
+    "placement": {"nodeSelector": {"kubernetes.io/os": "linux"}},
     "taskPods": {},
     "auth": {"adminUsername": "root-admin"},
     "network": {"enabled": False},

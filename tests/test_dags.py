@@ -46,9 +46,22 @@ EXAMPLE_DAGS = {
 }
 
 
+TASK_POD_PLACEMENT: dict[str, Any] = {
+    "nodeSelector": {"node-pool": "tasks"},
+    "tolerations": [{"key": "tasks", "operator": "Exists", "effect": "NoSchedule"}],
+    "topologySpreadConstraints": [
+        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"}
+    ],
+    "priorityClassName": "airflow-tasks",
+}
+"""taskPods.placement: every pod task built with dags/pod_defaults.py lands there."""
+
+
 @pytest.fixture(scope="module")
 def stack() -> Evaluation:
-    return evaluate_ok("dev", database={"storageSize": "1Gi", "databaseName": "dags"})
+    return evaluate_ok(
+        "dev", database={"storageSize": "1Gi", "databaseName": "dags"}, taskPods={"placement": TASK_POD_PLACEMENT}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +143,12 @@ def test_every_task_pod_is_hardened(pods: dict[str, Any]) -> None:
             assert context["allowPrivilegeEscalation"] is False, where
             assert context["capabilities"] == {"drop": ["ALL"]}, where
             assert context["readOnlyRootFilesystem"] is True, where
+
+
+def test_every_task_pod_carries_the_stacks_task_pod_placement(pods: dict[str, Any]) -> None:
+    for task, built in pods.items():
+        spec = built["pod"]["spec"]
+        assert {field: spec.get(field) for field in TASK_POD_PLACEMENT} == TASK_POD_PLACEMENT, task
 
 
 def test_every_task_container_has_requests_and_limits(pods: dict[str, Any]) -> None:

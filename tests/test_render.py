@@ -61,7 +61,8 @@ def test_resource_options_show_in_the_render() -> None:
     text = render_stack("prod")
     assert "# pulumi: protect\napiVersion: v1\nkind: Namespace" in text
     assert "# pulumi: protect; ignoreChanges=spec.volumeClaimTemplates\napiVersion: apps/v1\nkind: StatefulSet" in text
-    assert text.count("# pulumi: ignoreChanges=spec.replicas") == 2
+    # the two KEDA-scaled worker sets and the api-server (its HorizontalPodAutoscaler)
+    assert text.count("# pulumi: ignoreChanges=spec.replicas") == 3
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)

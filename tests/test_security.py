@@ -24,6 +24,7 @@ CHECKOV_VARIANTS = [
     "external-database-connections-git-ssh",
     "http-route-sso-subpath",
     "podmonitor-logs-volume-cleanup",
+    "placement-hpa",
 ]
 
 

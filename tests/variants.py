@@ -10,6 +10,26 @@ EXTERNAL_URL = "postgresql+psycopg2://airflow:extSentinelPw91@db.example.com:543
 CONNECTION_URI = "postgresql://etl:connSentinelPw73@warehouse.example.com:5432/dw"
 OIDC_CLIENT_SECRET = "oidcSentinelSecret58"
 
+PLACEMENT: dict[str, Any] = {
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [
+        {"key": "dedicated", "operator": "Equal", "value": "airflow", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60},
+    ],
+    "affinity": {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 50,
+                    "preference": {"matchExpressions": [{"key": "node-pool", "operator": "In", "values": ["airflow"]}]},
+                }
+            ]
+        }
+    },
+    "priorityClassName": "airflow-standard",
+}
+"""A global placement with every kind of field (the PriorityClasses exist on the test API server)."""
+
 # name -> (stack file, overrides, secret overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "dev": ("dev", {}, {}),
@@ -112,6 +132,83 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
                     "connectionSecret": "gcs-log-connection",
                 }
             },
+        },
+        {},
+    ),
+    # placement everywhere (global, per component, task pods), the default spread, the api-server's HPA
+    "placement-hpa": (
+        "dev",
+        {
+            "executor": "CeleryExecutor,KubernetesExecutor",
+            "keda": {"enabled": True},
+            "metrics": {"enabled": True},
+            "databaseCleanup": {"enabled": True},
+            "placement": PLACEMENT,
+            "apiServer": {
+                "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5, "memoryUtilization": 80}
+            },
+            "scheduler": {
+                "replicas": 2,
+                "placement": {
+                    "affinity": {
+                        "podAntiAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "topologyKey": "kubernetes.io/hostname",
+                                    "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "scheduler"}},
+                                }
+                            ]
+                        }
+                    }
+                },
+            },
+            "database": {
+                "placement": {
+                    "nodeSelector": {"node-pool": "stateful"},
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {
+                                        "matchExpressions": [
+                                            {
+                                                "key": "topology.kubernetes.io/zone",
+                                                "operator": "In",
+                                                "values": ["zone-a"],
+                                            },
+                                            {"key": "cpu-generation", "operator": "Gt", "values": ["3"]},
+                                        ]
+                                    }
+                                ]
+                            }
+                        }
+                    },
+                }
+            },
+            "workers": [
+                {
+                    "name": "default",
+                    "placement": {
+                        "topologySpreadConstraints": [
+                            {
+                                "maxSkew": 2,
+                                "topologyKey": "topology.kubernetes.io/zone",
+                                "whenUnsatisfiable": "DoNotSchedule",
+                                "minDomains": 2,
+                                "labelSelector": {
+                                    "matchExpressions": [
+                                        {"key": "app.kubernetes.io/component", "operator": "In", "values": ["worker"]}
+                                    ]
+                                },
+                                "matchLabelKeys": ["pod-template-hash"],
+                                "nodeTaintsPolicy": "Honor",
+                            }
+                        ]
+                    },
+                }
+            ],
+            "taskPods": {"placement": {"priorityClassName": "airflow-tasks", "tolerations": [{"operator": "Exists"}]}},
+            "kubernetesExecutor": {"placement": {"nodeSelector": {"node-pool": "tasks"}}},
         },
         {},
     ),

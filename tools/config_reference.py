@@ -84,7 +84,12 @@ def _default(field: FieldInfo) -> Any:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
-        return value.model_dump(by_alias=True, mode="json")
+        dumped = value.model_dump(by_alias=True, mode="json")
+        for name, field in type(value).model_fields.items():
+            inner = getattr(value, name)
+            if isinstance(inner, BaseModel) and _documented_as(type(inner)) is not None:
+                dumped[field.alias or name] = inner.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return dumped
     if isinstance(value, list):
         return [_plain(v) for v in typing.cast("list[Any]", value)]
     return value
@@ -99,6 +104,15 @@ def _default_text(field: FieldInfo) -> str:
     return json.dumps(_plain(value), sort_keys=True)
 
 
+def _documented_as(annotation: Any) -> str | None:
+    """The type a key is documented as, when its fields are not rows of their own (``REFERENCE_TYPE``)."""
+    item = get_args(annotation)[0] if get_origin(annotation) is list else annotation
+    if is_model(item):
+        found = getattr(item, "REFERENCE_TYPE", None)
+        return found if isinstance(found, str) else None
+    return None
+
+
 def reference_rows(model: type[BaseModel], prefix: str = "") -> list[ReferenceRow]:
     """Flatten a config model into documentation rows."""
     rows: list[ReferenceRow] = []
@@ -110,6 +124,17 @@ def reference_rows(model: type[BaseModel], prefix: str = "") -> list[ReferenceRo
             doc += f" One of: {', '.join(f'`{c}`' for c in get_args(base))}."
         if is_secret(field.annotation):
             doc += " Set with `pulumi config set --secret`."
+        documented_as = _documented_as(base)
+        if documented_as is not None:
+            # a Kubernetes shape or a component's placement: one key, its fields documented elsewhere
+            value = None if field.is_required() else _default(field)
+            default = (
+                json.dumps(value.model_dump(by_alias=True, mode="json", exclude_none=True), sort_keys=True)
+                if isinstance(value, BaseModel)
+                else _default_text(field)
+            )
+            rows.append(ReferenceRow(key, documented_as, default, doc))
+            continue
         if is_model(base):
             default = _default_text(field)
             rows.append(ReferenceRow(key, "object", default if len(default) <= 110 else "(fields below)", doc))

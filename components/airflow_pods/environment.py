@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from components.airflow_pods import dag_sources
 from components.config import names
 from components.config.model import StackConfig
+from components.foundation import placement
 from components.kube import builders
 
 if TYPE_CHECKING:
@@ -233,11 +234,19 @@ def core_env(config: StackConfig) -> list[EnvVar]:
         builders.env(E.API_SERVER_URL, api_server_url(config)),
         builders.env(E.EXAMPLE_SECRET, names.EXAMPLE_SECRET),
         builders.env(E.EXAMPLE_CONFIG_MAP, names.EXAMPLE_CONFIG_MAP),
+        builders.env(E.TASK_POD_PLACEMENT, task_pod_placement(config)),
     ]
     environment += metrics_env(config)
     environment += remote_logging_env(config)
     environment += [builders.env(name, value) for name, value in sorted(config.extra_env.items())]
     return environment
+
+
+def task_pod_placement(config: StackConfig) -> str:
+    """Where KubernetesPodOperator pods run (``taskPods.placement`` over ``placement``), as pod spec fields
+    in JSON: ``dags/pod_defaults.py`` hands them to the operator."""
+    fields = placement.effective_fields(config, config.task_pods.placement)
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 
 def remote_logging_env(config: StackConfig) -> list[EnvVar]:

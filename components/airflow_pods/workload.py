@@ -7,13 +7,15 @@ The Deployment depends on exactly the objects its pods use, found through their 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pulumi
 
 from components.config import names
 from components.config.model import StackConfig
+from components.config.scheduling import PlacementConfig
+from components.foundation.placement import placed
 from components.kube import objects
 from components.kube.wiring import (
     ConfigMapHandle,
@@ -46,10 +48,17 @@ class WorkloadSpec:
     """An autoscaler owns the replica count: the manifest has no replicas and `pulumi up` ignores the field."""
     max_unavailable: int | str = 0
     worker_set: str | None = None
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
+    """The component's own placement (over the global one)."""
+
+    @property
+    def highly_available(self) -> bool:
+        """Several pods (or an autoscaler's choice): a disruption budget, and pods spread over nodes and zones."""
+        return self.autoscaled or self.replicas > 1
 
     @property
     def needs_disruption_budget(self) -> bool:
-        return self.autoscaled or self.replicas > 1
+        return self.highly_available
 
 
 def deployment_manifest(
@@ -57,20 +66,22 @@ def deployment_manifest(
     spec: WorkloadSpec,
     template_annotations: dict[str, str | pulumi.Output[str]],
 ) -> DeploymentManifest:
-    """A Deployment; an autoscaled one leaves ``replicas`` to its autoscaler (KEDA)."""
+    """A Deployment; an autoscaled one leaves ``replicas`` to its autoscaler (KEDA, or the api-server's HPA)."""
     namespace = config.namespace
     labels = {**names.labels(spec.component, namespace, spec.worker_set), "app.kubernetes.io/version": config.image.tag}
+    selector = names.selector_labels(spec.component, namespace, spec.worker_set)
     template_meta: ObjectMeta = {"labels": labels}
     if template_annotations:
         template_meta["annotations"] = template_annotations
+    pod_spec = placed(config, spec.pod_spec, spec.placement, spread=selector if spec.highly_available else None)
     deployment_spec: DeploymentSpec = {
-        "selector": {"matchLabels": names.selector_labels(spec.component, namespace, spec.worker_set)},
+        "selector": {"matchLabels": selector},
         "revisionHistoryLimit": 5,
         "strategy": {
             "type": "RollingUpdate",
             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": spec.max_unavailable},
         },
-        "template": {"metadata": template_meta, "spec": spec.pod_spec},
+        "template": {"metadata": template_meta, "spec": pod_spec},
     }
     if not spec.autoscaled:
         deployment_spec["replicas"] = spec.replicas

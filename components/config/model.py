@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr
 
 from components.config import checks, names
 from components.config.base import Rule, Section, show, valid
+from components.config.scheduling import ComponentPlacementConfig, PlacementConfig, component_placement
 from components.kube.quantities import QUANTITY_HELP, mebibytes, parse_quantity
 
 Executor = Literal[
@@ -228,8 +229,30 @@ class HttpRouteConfig(Section):
             yield Rule(("parentRefs",), "[]", "name at least one Gateway: [{name: GATEWAY, namespace: NAMESPACE}]")
 
 
+class ApiServerAutoscalingConfig(Section):
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Scale the api-server with a HorizontalPodAutoscaler (autoscaling/v2) on CPU (and memory) use; "
+            "the Deployment then has no replicas of its own (leave apiServer.replicas unset)."
+        ),
+    )
+    min_replicas: checks.Positive = Field(default=2, description="HorizontalPodAutoscaler minReplicas.")
+    max_replicas: checks.Positive = Field(default=4, description="HorizontalPodAutoscaler maxReplicas.")
+    cpu_utilization: checks.Positive = Field(
+        default=70, description="Target average CPU use, in percent of the api-server's CPU request."
+    )
+    memory_utilization: checks.Positive | None = Field(
+        default=None, description="Optional target average memory use, in percent of its memory request."
+    )
+
+    def rules(self) -> Iterator[Rule]:
+        if valid(self.min_replicas, self.max_replicas) and self.min_replicas > self.max_replicas:
+            yield Rule(("minReplicas",), show(self.min_replicas), f"must be at most maxReplicas ({self.max_replicas})")
+
+
 class ApiServerConfig(Section):
-    replicas: checks.NonNegative = Field(default=1, description="api-server pods.")
+    replicas: checks.NonNegative = Field(default=1, description="api-server pods (when not autoscaled).")
     workers: checks.Positive = Field(default=2, description="uvicorn worker processes per api-server pod.")
     base_url: checks.HttpUrl | None = Field(
         default=None,
@@ -246,12 +269,24 @@ class ApiServerConfig(Section):
     http_route: HttpRouteConfig = Field(
         default_factory=HttpRouteConfig, description="Expose through a Gateway API HTTPRoute."
     )
+    autoscaling: ApiServerAutoscalingConfig = Field(
+        default_factory=ApiServerAutoscalingConfig, description="Optional HorizontalPodAutoscaler."
+    )
+    placement: ComponentPlacementConfig = component_placement("Where api-server pods run")
 
     @property
     def exposed(self) -> bool:
         return self.ingress.enabled or self.http_route.enabled
 
     def rules(self) -> Iterator[Rule]:
+        if valid(self.replicas, self.autoscaling) and self.autoscaling.enabled and "replicas" in self.model_fields_set:
+            yield Rule(
+                ("replicas",),
+                show(self.replicas),
+                "leave unset with autoscaling.enabled: the HorizontalPodAutoscaler owns the replica count "
+                f"(between autoscaling.minReplicas {self.autoscaling.min_replicas} "
+                f"and maxReplicas {self.autoscaling.max_replicas})",
+            )
         if not valid(self.base_url, self.ingress, self.http_route):
             return
         for key, enabled in (("ingress", self.ingress.enabled), ("httpRoute", self.http_route.enabled)):
@@ -280,6 +315,7 @@ class SchedulerConfig(Section):
         default_factory=lambda: resources("500m", "1Gi", "1", "2Gi"),
         description="Scheduler container resources (with LocalExecutor, tasks run here too).",
     )
+    placement: ComponentPlacementConfig = component_placement("Where scheduler pods run")
 
 
 class DagProcessorConfig(Section):
@@ -288,6 +324,7 @@ class DagProcessorConfig(Section):
         default_factory=lambda: resources("250m", "768Mi", "1", "1536Mi"),
         description="dag-processor container resources.",
     )
+    placement: ComponentPlacementConfig = component_placement("Where dag-processor pods run")
 
 
 class AutoscalingConfig(Section):
@@ -322,6 +359,7 @@ class TriggererConfig(Section):
     autoscaling: TriggererAutoscalingConfig = Field(
         default_factory=TriggererAutoscalingConfig, description="Optional KEDA ScaledObject for the triggerer."
     )
+    placement: ComponentPlacementConfig = component_placement("Where triggerer pods run")
 
 
 class WorkerSetConfig(Section):
@@ -342,6 +380,7 @@ class WorkerSetConfig(Section):
         description="Resources of the log-server sidecar (it serves task logs; the worker itself holds no key).",
     )
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="KEDA settings for this set.")
+    placement: ComponentPlacementConfig = component_placement("Where this set's worker pods run")
 
     def rules(self) -> Iterator[Rule]:
         if not valid(self.queues):
@@ -379,6 +418,9 @@ class KubernetesExecutorConfig(Section):
         default_factory=lambda: resources("250m", "512Mi", "1", "1Gi"),
         description="Resources of each KubernetesExecutor task pod.",
     )
+    placement: ComponentPlacementConfig = component_placement(
+        "Where KubernetesExecutor task pods run (the pod template)"
+    )
 
 
 class DatabaseConfig(Section):
@@ -401,6 +443,7 @@ class DatabaseConfig(Section):
     resources: ResourcesConfig = Field(
         default_factory=lambda: resources("250m", "256Mi", "1", "1Gi"), description="Postgres container resources."
     )
+    placement: ComponentPlacementConfig = component_placement("Where the Postgres pod runs (in-cluster)")
 
 
 class PersistenceConfig(Section):
@@ -417,6 +460,7 @@ class RedisConfig(Section):
         default_factory=lambda: resources("100m", "128Mi", "500m", "256Mi"), description="Redis container resources."
     )
     persistence: PersistenceConfig = Field(default_factory=PersistenceConfig, description="Redis persistence.")
+    placement: ComponentPlacementConfig = component_placement("Where the Redis pod runs")
 
 
 class GitSyncConfig(Section):
@@ -453,6 +497,9 @@ class TaskPodsConfig(Section):
     xcom_sidecar_image: checks.ImageReference = Field(
         default="alpine:3.24.2",
         description="Image of the KubernetesPodOperator's XCom sidecar (pinned; it runs hardened with tiny resources).",
+    )
+    placement: ComponentPlacementConfig = component_placement(
+        "Defaults for KubernetesPodOperator pods built with dags/pod_defaults.py (a DAG's own settings win)"
     )
 
 
@@ -678,6 +725,7 @@ class MetricsConfig(Section):
     prometheus: PrometheusMonitorConfig = Field(
         default_factory=PrometheusMonitorConfig, description="ServiceMonitor/PodMonitor and rule labels."
     )
+    placement: ComponentPlacementConfig = component_placement("Where the StatsD exporter pod runs")
 
 
 class AlertsConfig(Section):
@@ -797,6 +845,7 @@ class DatabaseCleanupConfig(Section):
     resources: ResourcesConfig = Field(
         default_factory=lambda: resources("100m", "512Mi", "1", "1Gi"), description="The job's resources."
     )
+    placement: ComponentPlacementConfig = component_placement("Where the `db clean` job's pods run")
 
     def rules(self) -> Iterator[Rule]:
         if valid(self.schedule):
@@ -856,6 +905,13 @@ class StackConfig(Section):
     )
     redis: RedisConfig = Field(default_factory=RedisConfig, description="Celery broker.")
     dags: DagsConfig = Field(default_factory=DagsConfig, description="DAG delivery.")
+    placement: PlacementConfig = Field(
+        default_factory=PlacementConfig,
+        description=(
+            "Where every workload's pods run (nodeSelector, tolerations, affinity, topologySpreadConstraints, "
+            "priorityClassName); each component's `placement` replaces fields of it. See docs/operations.md."
+        ),
+    )
     task_pods: TaskPodsConfig = Field(default_factory=TaskPodsConfig, description="Pods launched by DAG tasks.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="The generated admin login (FAB auth manager).")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="NetworkPolicies.")
@@ -1028,6 +1084,15 @@ class StackConfig(Section):
     @property
     def triggerer_autoscaled(self) -> bool:
         return self.keda.enabled and self.triggerer.autoscaling.enabled
+
+    @property
+    def api_server_autoscaled(self) -> bool:
+        """A HorizontalPodAutoscaler owns the api-server's replica count."""
+        return self.api_server.autoscaling.enabled
+
+    def placement_of(self, own: PlacementConfig) -> PlacementConfig:
+        """A component's placement: its own fields, the global ``placement`` for those it leaves unset."""
+        return own.merged_over(self.placement)
 
     @property
     def dags_in_config_map(self) -> bool:

@@ -256,6 +256,7 @@ class AirflowEnv:
     API_SERVER_URL = stack_context.ENV_API_SERVER_URL
     EXAMPLE_SECRET = stack_context.ENV_EXAMPLE_SECRET
     EXAMPLE_CONFIG_MAP = stack_context.ENV_EXAMPLE_CONFIG_MAP
+    TASK_POD_PLACEMENT = stack_context.ENV_TASK_POD_PLACEMENT
 
 
 _MANAGED = [value for name, value in vars(AirflowEnv).items() if name.isupper() and isinstance(value, str)]

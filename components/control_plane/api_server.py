@@ -22,11 +22,18 @@ from components.kube import builders, objects
 from components.kube.wiring import ConfigMapHandle, IdentityHandle, SecretHandle
 
 if TYPE_CHECKING:
-    from components.kube.manifest_types import EnvVar, PodSpec, ServiceManifest
+    from components.kube.manifest_types import (
+        EnvVar,
+        HorizontalPodAutoscalerManifest,
+        MetricSpec,
+        PodSpec,
+        ServiceManifest,
+    )
 
 E = names.AirflowEnv
 C = names.Component
 PORT_NAME = "http"
+CONTAINER = "api-server"
 
 ADMIN_PASSWORD = env.SecretFile(
     E.ADMIN_PASSWORD_FILE, names.ADMIN_SECRET, names.ADMIN_PASSWORD_KEY, airflow_setting=False
@@ -76,7 +83,7 @@ def probes(config: StackConfig) -> pods.Probes:
 def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) -> PodSpec:
     resources = config.api_server.resources
     server = pods.AirflowContainer(
-        name="api-server",
+        name=CONTAINER,
         args=["airflow", "api-server"],
         resources=resources,
         credentials=(*env.api_server_credentials(config), *sso.credentials(config)),
@@ -122,7 +129,40 @@ def workload(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         component=names.Component.API_SERVER,
         pod_spec=pod_spec(config, dag_paths),
         replicas=config.api_server.replicas,
+        autoscaled=config.api_server_autoscaled,
+        placement=config.api_server.placement,
     )
+
+
+def autoscaler_manifest(config: StackConfig) -> HorizontalPodAutoscalerManifest:
+    """The api-server's HorizontalPodAutoscaler: on the api-server container's CPU (and memory) use, in
+    percent of its requests (``containerResource``: the sidecars' use does not count)."""
+    scaling = config.api_server.autoscaling
+    namespace = config.namespace
+    targets = [("cpu", scaling.cpu_utilization), ("memory", scaling.memory_utilization)]
+    metrics: list[MetricSpec] = [
+        {
+            "type": "ContainerResource",
+            "containerResource": {
+                "name": resource,
+                "container": CONTAINER,
+                "target": {"type": "Utilization", "averageUtilization": percent},
+            },
+        }
+        for resource, percent in targets
+        if percent is not None
+    ]
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": names.metadata(names.API_SERVER, C.API_SERVER, namespace, namespace),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": names.API_SERVER},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": metrics,
+        },
+    }
 
 
 def port_forward_command(config: StackConfig) -> str:
@@ -174,6 +214,8 @@ class ApiServer(pulumi.ComponentResource):
             [*shared.content(), args.admin, args.oidc, webserver_config],
         )
         self.deployment = registered.deployment
+        if config.api_server_autoscaled:
+            objects.register(autoscaler_manifest(config), objects.child_opts(self, [self.deployment]))
         self.service = objects.register(service_manifest(config), objects.child_opts(self, [shared.namespace.resource]))
         if config.api_server.exposed:
             Exposure(

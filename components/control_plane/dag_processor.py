@@ -48,6 +48,7 @@ def workload(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         component=names.Component.DAG_PROCESSOR,
         pod_spec=pod_spec(config, dag_paths),
         replicas=config.dag_processor.replicas,
+        placement=config.dag_processor.placement,
     )
 
 

@@ -19,6 +19,7 @@ from components.airflow_pods.workload import AirflowPodHandles
 from components.config import names
 from components.config.model import StackConfig
 from components.foundation.identities import identities
+from components.foundation.placement import placed
 from components.kube import objects
 from components.kube.wiring import IdentityHandle, wire
 
@@ -80,7 +81,7 @@ def cron_job_manifest(
                     "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
                     "template": {
                         "metadata": {"labels": labels, "annotations": template_annotations},
-                        "spec": pod_spec(config),
+                        "spec": placed(config, pod_spec(config), cleanup.placement),
                     },
                 },
             },

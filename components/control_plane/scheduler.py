@@ -102,6 +102,7 @@ def workload(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         component=names.Component.SCHEDULER,
         pod_spec=pod_spec(config, dag_paths),
         replicas=config.scheduler.replicas,
+        placement=config.scheduler.placement,
     )
 
 

@@ -21,6 +21,7 @@ from components.config import names
 from components.config.model import StackConfig
 from components.foundation.config_maps import register_config_map
 from components.foundation.identities import identities
+from components.foundation.placement import placed
 from components.kube import builders
 from components.kube.wiring import ConfigMapHandle, IdentityHandle, wire
 
@@ -42,7 +43,7 @@ def pod_manifest(config: StackConfig, dag_paths: Mapping[str, str] | None = None
             "namespace": config.namespace,
             "labels": names.labels(names.Component.KUBERNETES_TASK, config.namespace),
         },
-        "spec": pod_spec(config, dag_paths),
+        "spec": placed(config, pod_spec(config, dag_paths), config.kubernetes_executor.placement),
     }
 
 

@@ -60,6 +60,7 @@ def workload(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         pod_spec=pod_spec(config, dag_paths),
         replicas=config.triggerer.replicas,
         autoscaled=config.triggerer_autoscaled,
+        placement=config.triggerer.placement,
     )
 
 

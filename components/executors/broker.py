@@ -17,6 +17,7 @@ import pulumi_random
 from components.config import names
 from components.config.model import StackConfig
 from components.foundation.credentials import register_secret, rotation_keepers
+from components.foundation.placement import placed
 from components.kube import builders, objects
 from components.kube.wiring import IdentityHandle, NamespaceHandle, SecretHandle, wire
 
@@ -144,7 +145,7 @@ def statefulset_manifest(
         "serviceName": names.REDIS,
         "replicas": 1,
         "selector": {"matchLabels": names.selector_labels(names.Component.REDIS, namespace)},
-        "template": {"metadata": template_meta, "spec": pod_spec(config)},
+        "template": {"metadata": template_meta, "spec": placed(config, pod_spec(config), config.redis.placement)},
     }
     persistence = config.redis.persistence
     if persistence.enabled:

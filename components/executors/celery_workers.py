@@ -105,6 +105,7 @@ def workload(
         replicas=worker_set.replicas,
         autoscaled=config.celery_autoscaled,
         worker_set=worker_set.name,
+        placement=worker_set.placement,
     )
 
 

@@ -9,6 +9,7 @@ import pulumi
 
 from components.config import names
 from components.config.model import StackConfig
+from components.foundation.placement import placed
 from components.kube import builders, objects
 from components.kube.wiring import IdentityHandle, NamespaceHandle, SecretHandle, wire
 
@@ -151,7 +152,10 @@ def statefulset_manifest(
             "selector": {"matchLabels": selector},
             # The claim outlives the StatefulSet: deleting or scaling it never deletes the data.
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-            "template": {"metadata": template_meta, "spec": pod_spec(config)},
+            "template": {
+                "metadata": template_meta,
+                "spec": placed(config, pod_spec(config), config.database.placement),
+            },
             "volumeClaimTemplates": [volume_claim_template(config)],
         },
     }

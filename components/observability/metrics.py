@@ -23,6 +23,7 @@ from components.config import names
 from components.config.model import StackConfig
 from components.foundation.config_maps import config_map_manifest, register_config_map
 from components.foundation.identities import identities
+from components.foundation.placement import placed
 from components.kube import builders, objects
 from components.kube.wiring import IdentityHandle, NamespaceHandle, wire
 from components.observability import mapping
@@ -113,7 +114,7 @@ def deployment_manifest(
             "selector": {"matchLabels": names.selector_labels(C.METRICS, namespace)},
             "template": {
                 "metadata": {"labels": names.labels(C.METRICS, namespace), "annotations": template_annotations},
-                "spec": pod_spec(config),
+                "spec": placed(config, pod_spec(config), config.metrics.placement),
             },
         },
     }

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import json
+from typing import Any
 
 import pytest
 import yaml
 
+from components.config import names
 from tests.variants import VARIANTS, evaluate_variant
 from tools.mock_engine import reveal, walk
 from tools.render import REDACTED, SNAPSHOT_STACKS, SNAPSHOTS, render, render_stack
@@ -80,3 +83,28 @@ def test_validation_rejects_unknown_fields() -> None:
     deployment["spec"]["template"]["spec"]["containers"][0]["resource"] = {}
     with pytest.raises(ValueError, match="resource"):
         validate(deployment)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_one_airflow_version_runs_in_a_stack(variant: str) -> None:
+    """No version skew: every container that runs Airflow (servers, workers, init steps, sidecars, the
+    task pod template, the db clean job) uses the one configured image; no per-component image exists."""
+    evaluation = evaluate_variant(variant)
+    images: set[str] = set()
+    for obj in walk_pod_specs(evaluation):
+        for container in [*obj.get("initContainers", []), *obj["containers"]]:
+            if any(entry["name"] == names.AirflowEnv.EXECUTOR for entry in container.get("env", [])):
+                images.add(container["image"])
+    assert len(images) == 1, images
+
+
+def walk_pod_specs(evaluation: Any) -> list[dict[str, Any]]:
+    specs: list[dict[str, Any]] = []
+    for obj in (reveal(o) for o in evaluation.kubernetes_objects()):
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            specs.append(obj["spec"]["template"]["spec"])
+        elif obj["kind"] == "CronJob":
+            specs.append(obj["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+        elif obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == names.POD_TEMPLATE_CONFIG_MAP:
+            specs.append(json.loads(obj["data"][names.POD_TEMPLATE_KEY])["spec"])
+    return specs

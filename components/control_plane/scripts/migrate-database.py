@@ -4,7 +4,9 @@ read-only KEDA role in sync.
 Runs in an init container of every scheduler pod. `airflow db migrate` takes a database lock, so a
 second scheduler waits for the first. With KEDA on (AIRFLOW_K8S_KEDA_ROLE set), the role KEDA logs in
 as is created if missing, its password set to the stack's, and its rights reduced to SELECT on the two
-tables KEDA's queries read; running this again changes nothing.
+tables KEDA's queries read; running this again changes nothing. With PgBouncer on
+(AIRFLOW_K8S_SCRAM_VERIFIER_FILE set), the stack's own role first gets the SCRAM verifier PgBouncer holds
+(the same password, stored with the same salt), which PgBouncer's SCRAM pass-through needs.
 """
 
 from __future__ import annotations
@@ -71,7 +73,24 @@ def sync_keda_role(url: str, role: str, password: str) -> None:
     print(f"migrate-database: role {role!r} may SELECT {', '.join(KEDA_TABLES)} and nothing else", flush=True)
 
 
+def sync_scram_verifier(url: str, verifier: str) -> None:
+    """Store the role's password as this exact verifier (PostgreSQL keeps a pre-hashed SCRAM secret as
+    given); a role may always change its own password. Running it again changes nothing."""
+    connection = connect(url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER ROLE CURRENT_USER PASSWORD %s", (verifier,))
+    finally:
+        connection.close()
+    print("migrate-database: the role's SCRAM verifier is PgBouncer's", flush=True)
+
+
 def main() -> int:
+    verifier_file = os.environ.get("AIRFLOW_K8S_SCRAM_VERIFIER_FILE")
+    if verifier_file:
+        with open(verifier_file) as file:
+            sync_scram_verifier(metadata_url(), file.read().strip())
     migrated = subprocess.run(["airflow", "db", "migrate"], check=False)
     if migrated.returncode != 0:
         return migrated.returncode

@@ -38,6 +38,7 @@ from components.foundation.identities import Identities, IdentitiesArgs
 from components.foundation.logs_volume import LogsVolume, LogsVolumeArgs
 from components.foundation.namespace import Namespace, NamespaceArgs
 from components.foundation.network_policies import NetworkPolicies, NetworkPoliciesArgs
+from components.foundation.pgbouncer import PgBouncer, PgBouncerArgs
 from components.foundation.postgres import Postgres, PostgresArgs
 from components.kube.wiring import ConfigMapHandle, SecretHandle
 from components.observability.alerts import Alerts, AlertsArgs
@@ -109,6 +110,13 @@ class AirflowStack(pulumi.ComponentResource):
         if config.in_cluster_database:
             assert credentials.postgres is not None, "in-cluster mode generates the Postgres password"
             Postgres("postgres", PostgresArgs(config, namespace, identity[names.POSTGRES], credentials.postgres), child)
+        if config.uses_pgbouncer:
+            bouncer = PgBouncer(
+                "pgbouncer",
+                PgBouncerArgs(config, namespace, identity[names.PGBOUNCER], credentials.metadata),
+                child,
+            )
+            secrets.append(bouncer.config_secret)
         broker: SecretHandle | None = None
         if config.uses_celery:
             broker = Broker("broker", BrokerArgs(config, namespace, identity[names.REDIS]), child).secret

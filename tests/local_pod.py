@@ -1,7 +1,7 @@
 """Run a container of a rendered pod spec on this machine, with real Airflow, as faithfully as we can.
 
 * environment: literal values as given; ``secretKeyRef``/``secretRef`` resolved from the stack's own
-  Secrets (the mock engine's values); the stack's Services (Postgres, Redis, the api-server), by their
+  Secrets (the mock engine's values); the stack's Services (Postgres, PgBouncer, Redis, the api-server), by their
   cluster DNS names, mapped to the test's servers on 127.0.0.1;
 * ports: a pod has its own network namespace in the cluster, not here. Every port a container listens
   on gets a free port of this machine (``LocalPod.port(8080)``), set through the Airflow setting (or the
@@ -60,6 +60,7 @@ class LocalPod:
         api_server_port: int | None = None,
         manifest: dict[str, Any] | None = None,
         statsd_port: int | None = None,
+        pgbouncer_port: int | None = None,
     ) -> None:
         self.evaluation = evaluation
         # a manifest the stack ships inside another object (the KubernetesExecutor's pod template)
@@ -69,6 +70,8 @@ class LocalPod:
         self.database_port = database_port
         self.redis_port = redis_port
         self.api_server_port = api_server_port
+        self.pgbouncer_port = pgbouncer_port
+        """The test's PgBouncer on 127.0.0.1, standing in for the stack's airflow-pgbouncer Service."""
         self.statsd_port = statsd_port
         """The test's statsd_exporter (UDP on 127.0.0.1), standing in for the stack's airflow-statsd Service."""
         listened = {p["containerPort"] for c in self.all_containers() for p in c.get("ports", [])}
@@ -164,6 +167,7 @@ class LocalPod:
             (names.POSTGRES, names.POSTGRES_PORT, self.database_port),
             (names.REDIS, names.REDIS_PORT, self.redis_port),
             (names.API_SERVER, names.API_SERVER_PORT, self.api_server_port),
+            (names.PGBOUNCER, names.PGBOUNCER_PORT, self.pgbouncer_port),
         ):
             if local_port is not None:
                 value = value.replace(f"{names.dns_name(service, self.namespace)}:{port}", f"127.0.0.1:{local_port}")

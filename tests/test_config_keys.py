@@ -60,6 +60,7 @@ LOGS_VOLUME: dict[str, Any] = {"logging": {"volume": {"enabled": True}}}
 CLEANUP: dict[str, Any] = {"databaseCleanup": {"enabled": True}}
 API_HPA: dict[str, Any] = {"apiServer": {"autoscaling": {"enabled": True}}}
 NODE_POOL: dict[str, Any] = {"nodeSelector": {"node-pool": "airflow"}}
+PGBOUNCER: dict[str, Any] = {"pgbouncer": {"enabled": True}}
 RESOURCES = {"requests": {"cpu": "300m", "memory": "700Mi"}, "limits": {"cpu": "3", "memory": "5Gi"}}
 LIMITS_ONLY = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "4", "memory": "6Gi"}}
 
@@ -119,6 +120,15 @@ SAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
     "auth.oidc.roleMapping": (OIDC, {"airflow-admins": ["Admin"], "analysts": ["Viewer"]}),
     "auth.oidc.defaultRole": (OIDC, "Viewer"),
     "auth.oidc.providerName": (OIDC, "keycloak"),
+    "pgbouncer.enabled": ({}, True),
+    "pgbouncer.replicas": (PGBOUNCER, 3),
+    "pgbouncer.image": (PGBOUNCER, "apache/airflow:airflow-pgbouncer-2024.01.19-1.21.0"),
+    "pgbouncer.resources.requests": (PGBOUNCER, {"cpu": "100m", "memory": "96Mi"}),
+    "pgbouncer.resources.limits": (PGBOUNCER, {"cpu": "1", "memory": "512Mi"}),
+    "pgbouncer.poolMode": (PGBOUNCER, "session"),
+    "pgbouncer.maxClientConnections": (PGBOUNCER, 500),
+    "pgbouncer.poolSize": (PGBOUNCER, 20),
+    "pgbouncer.databaseMaxConnections": (PGBOUNCER, 200),
     "externalServices[].name": (EXTERNAL_IPS, "lake"),
     "externalServices[].addresses": (EXTERNAL_IPS, ["10.1.2.4"]),
     "externalServices[].ports": (EXTERNAL_IPS, [5433]),
@@ -137,6 +147,7 @@ SAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
     "database.placement": ({}, NODE_POOL),
     "redis.placement": (CELERY, NODE_POOL),
     "metrics.placement": (METRICS, NODE_POOL),
+    "pgbouncer.placement": (PGBOUNCER, NODE_POOL),
     "databaseCleanup.placement": (CLEANUP, NODE_POOL),
     "taskPods.placement": ({}, {"priorityClassName": "airflow-tasks"}),
     "placement.nodeSelector": ({}, {"node-pool": "airflow"}),

@@ -247,6 +247,7 @@ SECTION_SAMPLES: dict[str, Any] = {
     "kubernetesExecutor": {"maxTaskPods": 4},
     "database": {"storageClass": "fast"},
     "externalDatabaseUrl": None,
+    "pgbouncer": {"enabled": True},
     "redis": {"persistence": {"enabled": True}},
     "dags": {"delivery": "image"},
     "placement": {"nodeSelector": {"kubernetes.io/os": "linux"}},

@@ -119,9 +119,24 @@ API_KEY = (names.KEYS_SECRET, names.API_SECRET_KEY)
 BROKER = (names.REDIS_SECRET, names.REDIS_BROKER_URL_KEY)
 ADMIN = (names.ADMIN_SECRET, names.ADMIN_PASSWORD_KEY)
 KEDA = (names.KEDA_DATABASE_SECRET, names.KEDA_PASSWORD_KEY)
+POOLED_DB = (names.METADATA_SECRET, names.METADATA_POOLED_CONNECTION_KEY)
+SCRAM = (names.METADATA_SECRET, names.METADATA_SCRAM_VERIFIER_KEY)
 
 
-def who_holds_what(executor: str, keda: bool = False) -> dict[tuple[str, str], set[tuple[str, str]]]:
+def who_holds_what(
+    executor: str, keda: bool = False, pgbouncer: bool = False
+) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """With PgBouncer, every Airflow process reads the pooled URL instead, and the migration step (still
+    direct) also the SCRAM verifier it sets on the role."""
+    held = _who_holds_what(executor, keda)
+    if not pgbouncer:
+        return held
+    pooled = {key: {POOLED_DB if item == DB else item for item in items} for key, items in held.items()}
+    pooled[(names.SCHEDULER, "migrate-database")] = {DB, SCRAM, *({KEDA} if keda else set())}
+    return pooled
+
+
+def _who_holds_what(executor: str, keda: bool = False) -> dict[tuple[str, str], set[tuple[str, str]]]:
     local, celery = executor == "LocalExecutor", "CeleryExecutor" in executor
     return {
         (names.API_SERVER, "wait-for-migrations"): {DB},
@@ -165,12 +180,19 @@ def secrets_read(obj: dict[str, Any], container: dict[str, Any]) -> set[tuple[st
 
 
 @pytest.mark.parametrize(
-    ("executor", "keda"),
-    [("LocalExecutor", False), ("KubernetesExecutor", False), ("CeleryExecutor", False), ("CeleryExecutor", True)],
+    ("executor", "keda", "pgbouncer"),
+    [
+        ("LocalExecutor", False, False),
+        ("KubernetesExecutor", False, False),
+        ("CeleryExecutor", False, False),
+        ("CeleryExecutor", True, False),
+        ("LocalExecutor", False, True),
+        ("CeleryExecutor", True, True),
+    ],
 )
-def test_each_container_reads_exactly_the_secret_keys_it_needs(executor: str, keda: bool) -> None:
-    evaluation = evaluate_ok(executor=executor, keda={"enabled": keda})
-    expected = who_holds_what(executor, keda)
+def test_each_container_reads_exactly_the_secret_keys_it_needs(executor: str, keda: bool, pgbouncer: bool) -> None:
+    evaluation = evaluate_ok(executor=executor, keda={"enabled": keda}, pgbouncer={"enabled": pgbouncer})
+    expected = who_holds_what(executor, keda, pgbouncer)
     found = {
         (workload, container["name"]): secrets_read(evaluation.find("Deployment", workload), container)
         for workload in AIRFLOW_WORKLOADS
@@ -391,8 +413,8 @@ def test_every_pod_runs_non_root_with_runtime_default_seccomp(stack: str, dev: E
         context = spec["securityContext"]
         assert context["runAsNonRoot"] is True, name
         assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        if name == names.STATSD:
-            # the statsd_exporter image's own user, nobody
+        if name in (names.STATSD, names.PGBOUNCER):
+            # the statsd_exporter's and PgBouncer's images' own user, nobody
             assert (context["runAsUser"], context["runAsGroup"]) == (65534, 65534), name
         elif name != names.POSTGRES and not name.startswith(names.REDIS):
             assert (context["runAsUser"], context["runAsGroup"]) == (50000, 0), name
@@ -503,7 +525,7 @@ def test_admin_bootstrap_alone_reads_the_password_from_a_mounted_file(dev: Evalu
 def test_task_logs_are_fetched_by_pod_ip_because_pod_names_do_not_resolve(dev: Evaluation, prod: Evaluation) -> None:
     for evaluation in (dev, prod):
         for obj in evaluation.kubernetes_objects():
-            if obj["kind"] != "Deployment":
+            if obj["kind"] != "Deployment" or obj["metadata"]["name"] == names.PGBOUNCER:
                 continue
             for container in containers(obj, init=True):
                 if container["image"].startswith("apache/airflow"):

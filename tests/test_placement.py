@@ -23,6 +23,7 @@ EVERYTHING: dict[str, Any] = {
     "executor": "CeleryExecutor,KubernetesExecutor",
     "metrics": {"enabled": True},
     "databaseCleanup": {"enabled": True},
+    "pgbouncer": {"enabled": True, "replicas": 1},  # one pod: no default spread
 }
 PLACED_FIELDS = ("nodeSelector", "tolerations", "affinity", "priorityClassName")
 GLOBAL_FIELDS: dict[str, Any] = {
@@ -70,6 +71,7 @@ def test_every_workload_gets_the_global_placement(placed: Evaluation) -> None:
         f"Deployment/{names.TRIGGERER}",
         f"Deployment/{names.worker_set('default')}",
         f"Deployment/{names.STATSD}",
+        f"Deployment/{names.PGBOUNCER}",
         f"StatefulSet/{names.POSTGRES}",
         f"StatefulSet/{names.REDIS}",
         f"CronJob/{names.DATABASE_CLEANUP}",

@@ -174,6 +174,25 @@ def test_every_pod_may_resolve_names(dev: Evaluation) -> None:
         (C.API_SERVER, "internet", 8443, False),
         (C.WORKER, "kube-api", 6443, True),
         (C.DAG_PROCESSOR, "kube-api", 6443, False),
+        # PgBouncer (on in prod): Airflow's servers reach the database through it, not directly...
+        (C.API_SERVER, C.PGBOUNCER, 6432, True),
+        (C.SCHEDULER, C.PGBOUNCER, 6432, True),
+        (C.DAG_PROCESSOR, C.PGBOUNCER, 6432, True),
+        (C.TRIGGERER, C.PGBOUNCER, 6432, True),
+        (C.DATABASE_CLEANUP, C.PGBOUNCER, 6432, True),
+        (C.PGBOUNCER, C.POSTGRES, 5432, True),
+        (C.API_SERVER, C.POSTGRES, 5432, False),
+        (C.DAG_PROCESSOR, C.POSTGRES, 5432, False),
+        (C.TRIGGERER, C.POSTGRES, 5432, False),
+        (C.DATABASE_CLEANUP, C.POSTGRES, 5432, False),
+        # ...but the scheduler's migration step connects directly (a policy cannot tell it from the scheduler)
+        (C.SCHEDULER, C.POSTGRES, 5432, True),
+        # task code reaches neither
+        (C.WORKER, C.PGBOUNCER, 6432, False),
+        (C.KUBERNETES_TASK, C.PGBOUNCER, 6432, False),
+        ("kpo", C.PGBOUNCER, 6432, False),
+        (C.PGBOUNCER, "internet", 443, False),
+        (C.PGBOUNCER, C.API_SERVER, 8080, False),
     ],
 )
 def test_prod_paths(prod: Evaluation, source: str, destination: str, port: int, expected: bool) -> None:

@@ -149,6 +149,7 @@ class Phase:
     starts: dict[str, int]
     init_seconds: dict[str, dict[str, float]]
     pods: list[LocalPod]
+    healthy: dict[str, float]
 
 
 def start_all(evaluation: Evaluation, postgres: postgres_server.PostgresServer, starts_file: Path, site: Path) -> Phase:
@@ -181,7 +182,10 @@ def start_all(evaluation: Evaluation, postgres: postgres_server.PostgresServer, 
     for line in starts_file.read_text().splitlines():
         record = json.loads(line)
         starts[record["pod"]] = starts.get(record["pod"], 0) + 1
-    return Phase(seconds, cpu, starts, {run.container: run.init_seconds for run in runs}, [run.pod for run in runs])
+    healthy = {run.container: run.healthy_after or 0.0 for run in runs}
+    return Phase(
+        seconds, cpu, starts, {run.container: run.init_seconds for run in runs}, [run.pod for run in runs], healthy
+    )
 
 
 def first_task_seconds(evaluation: Evaluation, api_server: LocalPod) -> float:
@@ -244,7 +248,7 @@ def report(label: str, phases: list[Phase]) -> None:
     print(f"  Airflow starts in init containers and probes (main processes excluded): {last_starts(last)}")
     for pod, steps in last.init_seconds.items():
         shown = ", ".join(f"{step} {value:.1f} s" for step, value in steps.items()) or "none"
-        print(f"  {pod}: init containers {shown}")
+        print(f"  {pod}: init containers {shown}; healthy after {last.healthy[pod]:.1f} s")
 
 
 def last_starts(phase: Phase) -> str:

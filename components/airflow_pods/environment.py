@@ -133,12 +133,31 @@ class SecretFile:
 
 
 METADATA_URL = SecretFile(E.SQL_ALCHEMY_CONN, names.METADATA_SECRET, names.METADATA_CONNECTION_KEY)
+"""The database itself: the migration step (its advisory lock needs a session of its own)."""
+POOLED_METADATA_URL = SecretFile(E.SQL_ALCHEMY_CONN, names.METADATA_SECRET, names.METADATA_POOLED_CONNECTION_KEY)
+"""Through PgBouncer (pgbouncer.enabled)."""
+SCRAM_VERIFIER = SecretFile(
+    E.SCRAM_VERIFIER_FILE, names.METADATA_SECRET, names.METADATA_SCRAM_VERIFIER_KEY, airflow_setting=False
+)
+"""The database user's SCRAM verifier, which the migration step sets on the role (pgbouncer.enabled)."""
 FERNET_KEY = SecretFile(E.FERNET_KEY, names.KEYS_SECRET, names.FERNET_KEY)
 API_SECRET_KEY = SecretFile(E.API_SECRET_KEY, names.KEYS_SECRET, names.API_SECRET_KEY)
 JWT_SECRET = SecretFile(E.JWT_SECRET, names.KEYS_SECRET, names.JWT_SECRET_KEY)
 CELERY_BROKER = SecretFile(E.CELERY_BROKER_URL, names.REDIS_SECRET, names.REDIS_BROKER_URL_KEY)
 # Celery keeps task results in Redis too: Celery workers then need no database credentials at all.
 CELERY_RESULTS = SecretFile(E.CELERY_RESULT_BACKEND, names.REDIS_SECRET, names.REDIS_BROKER_URL_KEY)
+
+
+def database_url(config: StackConfig) -> SecretFile:
+    """The URL Airflow's processes use: through PgBouncer when it is on, else the database itself."""
+    return POOLED_METADATA_URL if config.uses_pgbouncer else METADATA_URL
+
+
+def migration_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
+    """`airflow db migrate` connects directly: it holds a PostgreSQL advisory lock for the whole migration,
+    which lives in a server session (transaction pooling would hand that session to others). With PgBouncer
+    it also sets the role's SCRAM verifier, which PgBouncer's pass-through needs."""
+    return (METADATA_URL, SCRAM_VERIFIER) if config.uses_pgbouncer else (METADATA_URL,)
 
 
 def celery(config: StackConfig) -> tuple[SecretFile, ...]:
@@ -148,23 +167,23 @@ def celery(config: StackConfig) -> tuple[SecretFile, ...]:
 def api_server_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
     """Serves the UI (sessions: the API secret key), the REST API (connections: Fernet) and the
     execution API (task tokens: the JWT secret); signs the tokens it fetches task logs with."""
-    return (METADATA_URL, FERNET_KEY, API_SECRET_KEY, JWT_SECRET)
+    return (database_url(config), FERNET_KEY, API_SECRET_KEY, JWT_SECRET)
 
 
 def scheduler_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
     """Signs the task tokens executors hand out (JWT); with LocalExecutor it also serves task logs."""
     log_server = (API_SECRET_KEY,) if config.runs_tasks_in_scheduler else ()
-    return (METADATA_URL, FERNET_KEY, JWT_SECRET, *log_server, *celery(config))
+    return (database_url(config), FERNET_KEY, JWT_SECRET, *log_server, *celery(config))
 
 
 def dag_processor_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
     """Parses DAGs against the database through its in-process execution API: no token to sign."""
-    return (METADATA_URL, FERNET_KEY)
+    return (database_url(config), FERNET_KEY)
 
 
 def triggerer_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
     """Runs triggers against the database (in-process execution API); serves the trigger logs."""
-    return (METADATA_URL, FERNET_KEY, API_SECRET_KEY)
+    return (database_url(config), FERNET_KEY, API_SECRET_KEY)
 
 
 def log_server_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
@@ -184,12 +203,12 @@ def task_pod_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
 
 
 def migration_wait_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
-    return (METADATA_URL,)
+    return (database_url(config),)
 
 
 def database_cleanup_credentials(config: StackConfig) -> tuple[SecretFile, ...]:
     """`airflow db clean` deletes rows: the database URL, nothing to decrypt or sign."""
-    return (METADATA_URL,)
+    return (database_url(config),)
 
 
 def secret_volumes(files: Sequence[SecretFile]) -> list[Volume]:

@@ -446,6 +446,97 @@ class DatabaseConfig(Section):
     placement: ComponentPlacementConfig = component_placement("Where the Postgres pod runs (in-cluster)")
 
 
+PoolMode = Literal["transaction", "session"]
+PGBOUNCER_IMAGE = "apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1"
+"""Apache Airflow's own PgBouncer image (the official chart's): PgBouncer 1.23.1 on Alpine, run as nobody."""
+_PGBOUNCER_TAG = re.compile(r"airflow-pgbouncer-[0-9.]+-(?P<major>\d+)\.(?P<minor>\d+)\.\d+$")
+PGBOUNCER_MIN_VERSION = (1, 21)
+"""Protocol-level prepared statements in transaction pooling (``max_prepared_statements``), which Airflow's
+asyncpg engine uses; SCRAM pass-through needs 1.14."""
+
+# The connections each Airflow process may open to the metadata database: SQLAlchemy's pool_size plus
+# max_overflow per engine. The stack leaves Airflow's defaults ([database] sql_alchemy_pool_size 5 and
+# sql_alchemy_max_overflow 10; tests/test_pgbouncer.py reads them from Airflow itself).
+AIRFLOW_POOL_SIZE = 5
+AIRFLOW_MAX_OVERFLOW = 10
+ENGINE_CONNECTIONS = AIRFLOW_POOL_SIZE + AIRFLOW_MAX_OVERFLOW
+API_SERVER_ENGINES = 2
+"""The api-server's worker processes have a sync and an async (asyncpg) engine; the others use the sync one."""
+POD_HEADROOM = 2
+"""Per pod, beside its main process: a CLI probe (`airflow jobs check`) or an init step (wait-for-migrations)."""
+SUPERUSER_RESERVED_CONNECTIONS = 3
+"""PostgreSQL's superuser_reserved_connections default: ordinary logins cannot use these."""
+ADMIN_CONNECTIONS = 5
+"""Kept free for operators (psql, pg_dump) and monitoring."""
+MIGRATION_CONNECTIONS = 2
+"""Per scheduler pod: its migrate-database step connects directly (`airflow db migrate`, the role sync)."""
+KEDA_CONNECTIONS = 10
+"""With KEDA: its scalers' queries, as KEDA's own role. A fixed allowance, so adding a worker set (a scaler)
+does not resize PgBouncer's pools (and roll its pods)."""
+
+
+class PgBouncerConfig(Section):
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Put PgBouncer between Airflow's processes and the metadata database: they share a few server "
+            "connections instead of opening their own. Migrations and KEDA connect directly."
+        ),
+    )
+    replicas: checks.Positive = Field(
+        default=2, description="PgBouncer pods (2 or more: a disruption budget keeps one)."
+    )
+    image: checks.ImageReference = Field(
+        default=PGBOUNCER_IMAGE,
+        description=(
+            "PgBouncer image, pinned: PgBouncer 1.21 or later, with `pgbouncer` on the PATH, running as uid 65534 "
+            "(the default is Apache Airflow's own image, the one the official chart uses)."
+        ),
+    )
+    resources: ResourcesConfig = Field(
+        default_factory=lambda: resources("50m", "64Mi", "500m", "256Mi"), description="PgBouncer container resources."
+    )
+    pool_mode: PoolMode = Field(
+        default="transaction",
+        description=(
+            "transaction: a server connection per transaction (the most sharing; Airflow works with it). "
+            "session: one per client connection (for your own session-level features; little sharing)."
+        ),
+    )
+    max_client_connections: checks.Positive | None = Field(
+        default=None,
+        description="max_client_conn of each PgBouncer pod; unset derives it (docs/operations.md#pgbouncer).",
+    )
+    pool_size: checks.Positive | None = Field(
+        default=None,
+        description=(
+            "Server connections of each PgBouncer pod to the database (default_pool_size and max_db_connections); "
+            "unset derives it from databaseMaxConnections (docs/operations.md#pgbouncer)."
+        ),
+    )
+    database_max_connections: checks.Positive = Field(
+        default=100,
+        description=(
+            "max_connections of the PostgreSQL server (in-cluster: PostgreSQL's default, 100; external: yours). "
+            "PgBouncer's pools and the direct connections must fit under it."
+        ),
+    )
+    placement: ComponentPlacementConfig = component_placement("Where the PgBouncer pods run")
+
+    def rules(self) -> Iterator[Rule]:
+        if not valid(self.image):
+            return
+        tag = self.image.split("@")[0].rsplit(":", 1)[-1]
+        match = _PGBOUNCER_TAG.match(tag)
+        if match and (int(match["major"]), int(match["minor"])) < PGBOUNCER_MIN_VERSION:
+            yield Rule(
+                ("image",),
+                show(self.image),
+                "must be PgBouncer 1.21 or later (Airflow's asyncpg engine needs max_prepared_statements in "
+                f"transaction pooling), e.g. {PGBOUNCER_IMAGE!r}",
+            )
+
+
 class PersistenceConfig(Section):
     enabled: bool = Field(default=False, description="Keep Redis data on a volume (else an emptyDir).")
     size: checks.Quantity = Field(default="1Gi", description="Volume size.")
@@ -903,6 +994,9 @@ class StackConfig(Section):
     external_database_url: checks.ExternalDatabaseUrl | None = Field(
         default=None, description="SQLAlchemy URL of an external PostgreSQL (database mode external)."
     )
+    pgbouncer: PgBouncerConfig = Field(
+        default_factory=PgBouncerConfig, description="PgBouncer in front of the metadata database."
+    )
     redis: RedisConfig = Field(default_factory=RedisConfig, description="Celery broker.")
     dags: DagsConfig = Field(default_factory=DagsConfig, description="DAG delivery.")
     placement: PlacementConfig = Field(
@@ -962,6 +1056,7 @@ class StackConfig(Section):
         yield from self._exposure_rules()
         yield from self._observability_rules()
         yield from self._external_service_rules()
+        yield from self._pgbouncer_rules()
         if valid(self.database) and self.database.mode == "external" and self.external_database_url is None:
             yield Rule(
                 ("externalDatabaseUrl",),
@@ -988,6 +1083,32 @@ class StackConfig(Section):
                     )
         if valid(self.executor) and self.uses_celery and not self.workers:
             yield Rule(("workers",), "[]", "the CeleryExecutor needs at least one worker set")
+
+    def _pgbouncer_rules(self) -> Iterator[Rule]:
+        if not valid(self.pgbouncer, self.scheduler, self.keda):
+            return
+        bouncer = self.pgbouncer
+        if not bouncer.enabled:
+            return
+        available = bouncer.database_max_connections - self.direct_database_connections
+        if bouncer.pool_size is not None:
+            used = bouncer.pool_size * bouncer.replicas
+            if used > available:
+                yield Rule(
+                    ("pgbouncer", "poolSize"),
+                    show(bouncer.pool_size),
+                    f"at most {available // bouncer.replicas}: {bouncer.replicas} PgBouncer pods x poolSize must fit "
+                    f"in databaseMaxConnections ({bouncer.database_max_connections}) less "
+                    f"{self.direct_database_connections} kept for direct connections",
+                )
+        elif available // bouncer.replicas < 1:
+            yield Rule(
+                ("pgbouncer", "databaseMaxConnections"),
+                show(bouncer.database_max_connections),
+                f"at least {self.direct_database_connections + bouncer.replicas}: "
+                f"{self.direct_database_connections} connections are kept for direct connections and each of the "
+                f"{bouncer.replicas} PgBouncer pods needs one",
+            )
 
     def _observability_rules(self) -> Iterator[Rule]:
         if not valid(self.metrics, self.alerts, self.dashboard):
@@ -1111,6 +1232,54 @@ class StackConfig(Section):
         if self.uses_git_sync and self.dags.git_sync.credentials_secret:
             found.add(self.dags.git_sync.credentials_secret)
         return frozenset(found)
+
+    @property
+    def uses_pgbouncer(self) -> bool:
+        return self.pgbouncer.enabled
+
+    @property
+    def database_clients(self) -> dict[str, int]:
+        """Connections each component may open to the metadata database at most (docs/operations.md#pgbouncer):
+        pods x (processes x engines x (pool_size + max_overflow) + POD_HEADROOM)."""
+        per_process = ENGINE_CONNECTIONS
+        triggerers = self.triggerer.autoscaling.max_replicas if self.triggerer_autoscaled else self.triggerer.replicas
+        # an autoscaled api-server counts at its HorizontalPodAutoscaler's maximum
+        scaling = self.api_server.autoscaling
+        api_servers = scaling.max_replicas if scaling.enabled else self.api_server.replicas
+        clients = {
+            names.API_SERVER: api_servers * (self.api_server.workers * API_SERVER_ENGINES * per_process + POD_HEADROOM),
+            names.SCHEDULER: self.scheduler.replicas * (per_process + POD_HEADROOM),
+            names.DAG_PROCESSOR: self.dag_processor.replicas * (per_process + POD_HEADROOM),
+            names.TRIGGERER: triggerers * (per_process + POD_HEADROOM),
+        }
+        if self.database_cleanup.enabled:
+            clients[names.DATABASE_CLEANUP] = per_process + POD_HEADROOM
+        return clients
+
+    @property
+    def direct_database_connections(self) -> int:
+        """Kept free on the server beside PgBouncer's pools: superuser-reserved, operators, the migration
+        steps, and KEDA's scalers (KEDA's own role)."""
+        keda = KEDA_CONNECTIONS if self.keda.enabled else 0
+        migrations = max(1, self.scheduler.replicas) * MIGRATION_CONNECTIONS
+        return SUPERUSER_RESERVED_CONNECTIONS + ADMIN_CONNECTIONS + migrations + keda
+
+    @property
+    def pgbouncer_max_client_connections(self) -> int:
+        """max_client_conn of each PgBouncer pod: every client may land on one pod (a Service picks one per
+        connection), so each admits them all."""
+        if self.pgbouncer.max_client_connections is not None:
+            return self.pgbouncer.max_client_connections
+        return sum(self.database_clients.values())
+
+    @property
+    def pgbouncer_pool_size(self) -> int:
+        """Server connections per PgBouncer pod: the server's max_connections less the direct connections,
+        shared by the PgBouncer pods (never more than the clients could use)."""
+        if self.pgbouncer.pool_size is not None:
+            return self.pgbouncer.pool_size
+        available = self.pgbouncer.database_max_connections - self.direct_database_connections
+        return max(1, min(available // self.pgbouncer.replicas, self.pgbouncer_max_client_connections))
 
     @property
     def effective_parallelism(self) -> int:

@@ -31,13 +31,15 @@ DATABASE_CLEANUP = "airflow-database-cleanup"
 """The `airflow db clean` CronJob and its identity."""
 STATSD = "airflow-statsd"
 """The StatsD exporter: its Deployment, Service, identity and mapping ConfigMap."""
+PGBOUNCER = "airflow-pgbouncer"
+"""PgBouncer: its Deployment, Service, identity and disruption budget."""
 ALERT_RULES = "airflow-alert-rules"
 """The alert rules: a ConfigMap with the plain rules file, and the PrometheusRule."""
 ALERT_RULES_KEY = "airflow-rules.yaml"
 DASHBOARD = "airflow-dashboard"
 """The Grafana dashboard ConfigMap."""
 DASHBOARD_KEY = "airflow.json"
-STACK_SERVICES = (API_SERVER, POSTGRES, REDIS, STATSD)
+STACK_SERVICES = (API_SERVER, POSTGRES, REDIS, STATSD, PGBOUNCER)
 """Service names the stack itself uses (external services may not take them)."""
 POD_LAUNCHER_ROLE = "airflow-pod-launcher"
 POD_LOG_READER_ROLE = "airflow-pod-log-reader"
@@ -54,7 +56,16 @@ def role_binding(identity: str, role: str) -> str:
 # --- Secrets and their keys ---
 METADATA_SECRET = "airflow-metadata"
 METADATA_CONNECTION_KEY = "connection"
-"""SQLAlchemy URL Airflow uses (postgresql+psycopg2://)."""
+"""SQLAlchemy URL of the database itself (postgresql+psycopg2://): migrations, and every Airflow process
+without PgBouncer."""
+METADATA_POOLED_CONNECTION_KEY = "pooled-connection"
+"""SQLAlchemy URL through PgBouncer (pgbouncer.enabled): what Airflow's processes use."""
+METADATA_SCRAM_VERIFIER_KEY = "scram-verifier"
+"""The database user's SCRAM-SHA-256 verifier (pgbouncer.enabled): the migration step sets it on the role,
+so PgBouncer's copy and PostgreSQL's are identical (SCRAM pass-through needs that)."""
+PGBOUNCER_SECRET = "airflow-pgbouncer-config"
+PGBOUNCER_INI_KEY = "pgbouncer.ini"
+PGBOUNCER_USERLIST_KEY = "userlist.txt"
 KEDA_DATABASE_SECRET = "airflow-keda-database"
 """KEDA's own read-only database login: its password (for the migration step) and its URL (for KEDA)."""
 KEDA_PASSWORD_KEY = "password"
@@ -118,6 +129,7 @@ POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 STATSD_PORT = 9125
 METRICS_PORT = 9102
+PGBOUNCER_PORT = 6432
 
 # --- labels ---
 PART_OF = "airflow"
@@ -150,11 +162,14 @@ class Component:
     DASHBOARD = "dashboard"
     LOGS = "logs"
     EXTERNAL_SERVICE = "external-service"
+    PGBOUNCER = "pgbouncer"
 
 
 def app_name(component: str) -> str:
     """app.kubernetes.io/name: the application the object belongs to."""
-    return {Component.POSTGRES: "postgres", Component.REDIS: "redis"}.get(component, "airflow")
+    return {Component.POSTGRES: "postgres", Component.REDIS: "redis", Component.PGBOUNCER: "pgbouncer"}.get(
+        component, "airflow"
+    )
 
 
 def selector_labels(component: str, instance: str, worker_set: str | None = None) -> dict[str, str]:
@@ -234,6 +249,7 @@ class AirflowEnv:
     MIGRATION_WAIT_TIMEOUT = "AIRFLOW_K8S_MIGRATION_WAIT_TIMEOUT"
     KEDA_ROLE = "AIRFLOW_K8S_KEDA_ROLE"
     KEDA_PASSWORD_FILE = "AIRFLOW_K8S_KEDA_PASSWORD_FILE"
+    SCRAM_VERIFIER_FILE = "AIRFLOW_K8S_SCRAM_VERIFIER_FILE"
     WORKER_QUEUES = "AIRFLOW_K8S_WORKER_QUEUES"
     DRAIN_SECONDS = "AIRFLOW_K8S_DRAIN_SECONDS"
     OIDC_CLIENT_SECRET_FILE = "AIRFLOW_K8S_OIDC_CLIENT_SECRET_FILE"

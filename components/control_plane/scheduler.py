@@ -41,7 +41,8 @@ KEDA_PASSWORD = env.SecretFile(
 
 def migrate_database(config: StackConfig) -> pods.AirflowContainer:
     """Init container: `airflow db migrate` (Airflow holds a database lock; a second runner waits), then
-    the KEDA role kept in sync (it may read task_instance and trigger, nothing else)."""
+    the KEDA role kept in sync (it may read task_instance and trigger, nothing else). It connects to the
+    database directly, also with PgBouncer on, and then first sets the role's SCRAM verifier."""
     keda: tuple[env.SecretFile, ...] = ()
     keda_env = []
     if config.keda.enabled:
@@ -51,7 +52,7 @@ def migrate_database(config: StackConfig) -> pods.AirflowContainer:
         name="migrate-database",
         args=["python", env.MIGRATE_DATABASE],
         resources=config.scheduler.resources,
-        credentials=(env.METADATA_URL, *keda),
+        credentials=(*env.migration_credentials(config), *keda),
         extra_env=keda_env,
         dags=False,
     )

@@ -8,10 +8,12 @@ as read-only files (never from their environment).
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pulumi
 import pulumi_random
@@ -85,6 +87,79 @@ def keda_database_secret(metadata_url: str, role: str, password: str) -> dict[st
     return {names.KEDA_PASSWORD_KEY: password, names.KEDA_CONNECTION_KEY: url}
 
 
+SCRAM_ITERATIONS = 4096
+"""PostgreSQL's default (scram_iterations)."""
+SCRAM_SALT_BYTES = 16
+SCRAM_SALT_CONTEXT = b"airflow-k8s pgbouncer scram salt v1"
+
+
+def scram_sha256_verifier(password: str) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5802/7677, PostgreSQL's format).
+
+    The salt is derived from the password (HMAC), not random: the same password gives the same verifier on
+    every `pulumi up`, so the Secrets holding it never change on their own. The verifier cannot be turned
+    back into the password or used to log in; it only checks a password.
+    """
+    secret = password.encode()
+    salt = hmac.new(secret, SCRAM_SALT_CONTEXT, hashlib.sha256).digest()[:SCRAM_SALT_BYTES]
+    salted = hashlib.pbkdf2_hmac("sha256", secret, salt, SCRAM_ITERATIONS)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+@dataclass(frozen=True)
+class DatabaseLogin:
+    """The parts of a metadata URL PgBouncer needs: where the server is, and who logs in."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+    sslmode: str | None
+
+
+def database_login(url: str) -> DatabaseLogin:
+    parts = urlsplit(url)
+    query = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
+    return DatabaseLogin(
+        host=parts.hostname or "",
+        port=parts.port or names.POSTGRES_PORT,
+        database=unquote(parts.path.lstrip("/")),
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        sslmode=query.get("sslmode"),
+    )
+
+
+def pooled_database_url(config: StackConfig, direct_url: str) -> str:
+    """The same login through the PgBouncer Service. No query: the hop to PgBouncer stays in the cluster
+    (PgBouncer applies the database's sslmode itself), and asyncpg, which Airflow derives its async URL
+    for, rejects libpq options."""
+    login = database_login(direct_url)
+    credentials = f"{quote(login.user, safe='')}:{quote(login.password, safe='')}"
+    location = f"{names.dns_name(names.PGBOUNCER, config.namespace)}:{names.PGBOUNCER_PORT}"
+    return f"postgresql+psycopg2://{credentials}@{location}/{quote(login.database, safe='')}"
+
+
+def with_pooled_urls(config: StackConfig, data: Mapping[str, str]) -> dict[str, str]:
+    """The metadata Secret's content with PgBouncer on: the pooled URL and the user's SCRAM verifier too."""
+    if not config.uses_pgbouncer:
+        return dict(data)
+    direct = data[names.METADATA_CONNECTION_KEY]
+    return {
+        **data,
+        names.METADATA_POOLED_CONNECTION_KEY: pooled_database_url(config, direct),
+        names.METADATA_SCRAM_VERIFIER_KEY: scram_sha256_verifier(database_login(direct).password),
+    }
+
+
 def connection_env(connections: Mapping[str, str]) -> dict[str, str]:
     """Airflow reads connection ID from AIRFLOW_CONN_<ID upper-cased>."""
     return {f"AIRFLOW_CONN_{conn_id.upper()}": value for conn_id, value in sorted(connections.items())}
@@ -124,6 +199,13 @@ def register_secret(
 # --- component ---------------------------------------------------------------------------------------
 
 METADATA_KEYS = frozenset({names.METADATA_CONNECTION_KEY})
+POOLED_METADATA_KEYS = METADATA_KEYS | {names.METADATA_POOLED_CONNECTION_KEY, names.METADATA_SCRAM_VERIFIER_KEY}
+
+
+def metadata_keys(config: StackConfig) -> frozenset[str]:
+    return POOLED_METADATA_KEYS if config.uses_pgbouncer else METADATA_KEYS
+
+
 KEDA_KEYS = frozenset({names.KEDA_PASSWORD_KEY, names.KEDA_CONNECTION_KEY})
 
 
@@ -179,7 +261,9 @@ class Credentials(pulumi.ComponentResource):
             endpoint = in_cluster_endpoint(config)
             self.database_host = endpoint.host
             self.metadata = secret(
-                names.METADATA_SECRET, METADATA_KEYS, password.result.apply(lambda p: database_urls(endpoint, p))
+                names.METADATA_SECRET,
+                metadata_keys(config),
+                password.result.apply(lambda p: with_pooled_urls(config, database_urls(endpoint, p))),
             )
             self.postgres = secret(
                 names.POSTGRES_SECRET,
@@ -192,8 +276,10 @@ class Credentials(pulumi.ComponentResource):
             self.database_host = pulumi.Output.secret(urlsplit(url.get_secret_value()).hostname or "")
             self.metadata = secret(
                 names.METADATA_SECRET,
-                METADATA_KEYS,
-                pulumi.Output.secret(url.get_secret_value()).apply(external_database_urls),
+                metadata_keys(config),
+                pulumi.Output.secret(url.get_secret_value()).apply(
+                    lambda u: with_pooled_urls(config, external_database_urls(u))
+                ),
             )
             self.postgres = None
         self.keys = secret(

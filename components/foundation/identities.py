@@ -81,6 +81,8 @@ def identities(config: StackConfig) -> dict[str, Identity]:
         found.append(Identity(names.DATABASE_CLEANUP, names.Component.DATABASE_CLEANUP))
     if config.metrics.enabled:
         found.append(Identity(names.STATSD, names.Component.METRICS))
+    if config.uses_pgbouncer:
+        found.append(Identity(names.PGBOUNCER, names.Component.PGBOUNCER))
     return {identity.name: identity for identity in found}
 
 

@@ -80,12 +80,14 @@ POSTGRES = Pods("airflow-postgres", (C.POSTGRES,))
 REDIS = Pods("airflow-redis", (C.REDIS,))
 DATABASE_CLEANUP = Pods("airflow-database-cleanup", (C.DATABASE_CLEANUP,))
 STATSD = Pods("airflow-statsd", (C.METRICS,))
+PGBOUNCER = Pods("airflow-pgbouncer", (C.PGBOUNCER,))
 EVERY_POD = Pods("airflow-allow-dns", every_pod=True)
 GIT_SYNC_PODS = Pods("airflow-git-sync", (*AIRFLOW_SERVERS, C.KUBERNETES_TASK))
 """NetworkPolicies cannot tell a sidecar from its pod: every pod running git-sync."""
 
 GROUPS = (
     POSTGRES,
+    PGBOUNCER,
     REDIS,
     API_SERVER,
     SCHEDULER,
@@ -141,6 +143,7 @@ def allowed_paths(config: StackConfig) -> list[Path]:
     """Every connection the stack needs, and nothing else."""
     network = config.network
     database = config.in_cluster_database
+    pooled = config.uses_pgbouncer
     celery = config.uses_celery
     local_tasks = config.runs_tasks_in_scheduler
     calls_api = {name for name, identity in identities(config).items() if identity.calls_kubernetes_api}
@@ -169,14 +172,44 @@ def allowed_paths(config: StackConfig) -> list[Path]:
             POSTGRES,
             tcp(names.POSTGRES_PORT),
             "the api-server, scheduler, dag-processor and triggerer to Postgres 5432 (the metadata database)",
-            when=database,
+            when=database and not pooled,
         ),
         Path(
             DATABASE_CLEANUP,
             POSTGRES,
             tcp(names.POSTGRES_PORT),
             "the database-cleanup job to Postgres 5432 (airflow db clean)",
-            when=database and config.database_cleanup.enabled,
+            when=database and config.database_cleanup.enabled and not pooled,
+        ),
+        # With PgBouncer, Airflow's processes reach the database through it. The scheduler keeps its own
+        # path: its migration step connects directly, and a policy cannot tell an init container from its pod.
+        Path(
+            servers,
+            PGBOUNCER,
+            tcp(names.PGBOUNCER_PORT),
+            "the api-server, scheduler, dag-processor and triggerer to PgBouncer 6432 (the metadata database)",
+            when=pooled,
+        ),
+        Path(
+            DATABASE_CLEANUP,
+            PGBOUNCER,
+            tcp(names.PGBOUNCER_PORT),
+            "the database-cleanup job to PgBouncer 6432 (airflow db clean)",
+            when=pooled and config.database_cleanup.enabled,
+        ),
+        Path(
+            PGBOUNCER,
+            POSTGRES,
+            tcp(names.POSTGRES_PORT),
+            "PgBouncer to Postgres 5432 (its pooled server connections)",
+            when=database and pooled,
+        ),
+        Path(
+            SCHEDULER,
+            POSTGRES,
+            tcp(names.POSTGRES_PORT),
+            "the scheduler's migrate-database step to Postgres 5432 (migrations connect directly)",
+            when=database and pooled,
         ),
         Path(
             keda,
@@ -384,6 +417,8 @@ def _present(config: StackConfig, group: Pods) -> bool:
         return config.database_cleanup.enabled
     if group is STATSD:
         return config.metrics.enabled
+    if group is PGBOUNCER:
+        return config.uses_pgbouncer
     return True
 
 

@@ -6,7 +6,9 @@ head (every rollout that does not change the Airflow version), it does not start
 query decides (metadata_db.py). Otherwise `airflow db migrate` runs; it takes a database lock, so a
 second scheduler waits for the first. With KEDA on (AIRFLOW_K8S_KEDA_ROLE set), the role KEDA logs in
 as is created if missing, its password set to the stack's, and its rights reduced to SELECT on the two
-tables KEDA's queries read; running this again changes nothing.
+tables KEDA's queries read; running this again changes nothing. With PgBouncer on
+(AIRFLOW_K8S_SCRAM_VERIFIER_FILE set), the stack's own role first gets the SCRAM verifier PgBouncer holds
+(the same password, stored with the same salt), which PgBouncer's SCRAM pass-through needs.
 """
 
 from __future__ import annotations
@@ -50,6 +52,19 @@ def sync_keda_role(url: str, role: str, password: str) -> None:
     print(f"migrate-database: role {role!r} may SELECT {', '.join(KEDA_TABLES)} and nothing else", flush=True)
 
 
+def sync_scram_verifier(url: str, verifier: str) -> None:
+    """Store the role's password as this exact verifier (PostgreSQL keeps a pre-hashed SCRAM secret as
+    given); a role may always change its own password. Running it again changes nothing."""
+    connection = metadata_db.connect(url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER ROLE CURRENT_USER PASSWORD %s", (verifier,))
+    finally:
+        connection.close()
+    print("migrate-database: the role's SCRAM verifier is PgBouncer's", flush=True)
+
+
 class Downgrade(Exception):
     """The database is newer than this image: nothing may be written."""
 
@@ -77,6 +92,10 @@ def main() -> int:
     except Downgrade as refusal:
         print(f"migrate-database: refusing to start: {refusal}", file=sys.stderr, flush=True)
         return 3
+    verifier_file = os.environ.get("AIRFLOW_K8S_SCRAM_VERIFIER_FILE")
+    if verifier_file:
+        with open(verifier_file) as file:
+            sync_scram_verifier(url, file.read().strip())
     if at_head:
         print("migrate-database: nothing to migrate; Airflow not started", flush=True)
     else:

@@ -22,6 +22,7 @@ from components.control_plane import api_server
 from components.control_plane.api_server import ApiServer, ApiServerArgs
 from components.control_plane.dag_bundle import DagConfigMap, DagConfigMapArgs
 from components.control_plane.dag_processor import DagProcessor, DagProcessorArgs
+from components.control_plane.database_backup import DatabaseBackup, DatabaseBackupArgs
 from components.control_plane.database_cleanup import DatabaseCleanup, DatabaseCleanupArgs
 from components.control_plane.examples import ExampleResources, ExampleResourcesArgs
 from components.control_plane.scheduler import Scheduler, SchedulerArgs
@@ -107,9 +108,13 @@ class AirflowStack(pulumi.ComponentResource):
         if config.dags.example_resources:
             examples = ExampleResources("examples", ExampleResourcesArgs(config, namespace), child)
             secrets.append(examples.secret)
+        database: list[pulumi.Resource] = []
         if config.in_cluster_database:
             assert credentials.postgres is not None, "in-cluster mode generates the Postgres password"
-            Postgres("postgres", PostgresArgs(config, namespace, identity[names.POSTGRES], credentials.postgres), child)
+            postgres = Postgres(
+                "postgres", PostgresArgs(config, namespace, identity[names.POSTGRES], credentials.postgres), child
+            )
+            database.append(postgres.statefulset)
         if config.uses_pgbouncer:
             bouncer = PgBouncer(
                 "pgbouncer",
@@ -142,10 +147,19 @@ class AirflowStack(pulumi.ComponentResource):
             ApiServerArgs(config, pods, identity[names.API_SERVER], credentials.admin, credentials.oidc, dag_paths),
             child,
         )
+        scheduler_opts = child
+        if config.backup.enabled:
+            backup = DatabaseBackup(
+                "database-backup",
+                DatabaseBackupArgs(config, pods, identity[names.DATABASE_BACKUP], database),
+                child,
+            )
+            # the schedulers migrate: only once the backup Job for this image has completed
+            scheduler_opts = pulumi.ResourceOptions(parent=self, depends_on=[backup.job])
         Scheduler(
             "scheduler",
             SchedulerArgs(config, pods, identity[names.SCHEDULER], template, credentials.keda, dag_paths),
-            child,
+            scheduler_opts,
         )
         DagProcessor("dag-processor", DagProcessorArgs(config, pods, identity[names.DAG_PROCESSOR], dag_paths), child)
         triggerer = Triggerer("triggerer", TriggererArgs(config, pods, identity[names.TRIGGERER], dag_paths), child)

@@ -267,6 +267,7 @@ SECTION_SAMPLES: dict[str, Any] = {
     "dashboard": {"labels": {"grafana_dashboard": "1"}},
     "logging": {"retentionDays": 7},
     "databaseCleanup": {"enabled": True},
+    "backup": {"keep": 3},
 }
 
 

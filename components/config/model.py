@@ -927,6 +927,22 @@ class LoggingConfig(Section):
             yield Rule(("volume", "enabled"), "true", "choose one: remote logging, or a shared logs volume")
 
 
+class BackupConfig(Section):
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Before a new Airflow image migrates the metadata database, a Job takes a pg_dump of it onto a "
+            "retained volume claim (only when a migration is pending). Required with protectData."
+        ),
+    )
+    keep: checks.Positive = Field(default=5, description="How many backups the claim keeps (the newest).")
+    size: checks.Quantity = Field(default="20Gi", description="Size of the backups' volume claim.")
+    storage_class: str | None = Field(default=None, description="StorageClass of the backups' claim.")
+    resources: ResourcesConfig = Field(
+        default_factory=lambda: resources("100m", "256Mi", "1", "1Gi"), description="The backup job's resources."
+    )
+
+
 class DatabaseCleanupConfig(Section):
     enabled: bool = Field(
         default=False, description="A CronJob runs `airflow db clean` to keep the metadata database from growing."
@@ -1013,6 +1029,9 @@ class StackConfig(Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Prometheus alert rules.")
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig, description="Grafana dashboard.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Task logs.")
+    backup: BackupConfig = Field(
+        default_factory=BackupConfig, description="A pg_dump of the metadata database before each migration."
+    )
     database_cleanup: DatabaseCleanupConfig = Field(
         default_factory=DatabaseCleanupConfig, description="Metadata database hygiene (`airflow db clean`)."
     )
@@ -1055,6 +1074,7 @@ class StackConfig(Section):
         yield from self._autoscaling_rules()
         yield from self._exposure_rules()
         yield from self._observability_rules()
+        yield from self._backup_rules()
         yield from self._external_service_rules()
         yield from self._pgbouncer_rules()
         if valid(self.database) and self.database.mode == "external" and self.external_database_url is None:
@@ -1109,6 +1129,10 @@ class StackConfig(Section):
                 f"{self.direct_database_connections} connections are kept for direct connections and each of the "
                 f"{bouncer.replicas} PgBouncer pods needs one",
             )
+
+    def _backup_rules(self) -> Iterator[Rule]:
+        if valid(self.backup, self.protect_data) and self.protect_data and not self.backup.enabled:
+            yield Rule(("backup", "enabled"), "false", "must be true with protectData: true (migrations are one-way)")
 
     def _observability_rules(self) -> Iterator[Rule]:
         if not valid(self.metrics, self.alerts, self.dashboard):

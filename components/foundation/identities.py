@@ -79,6 +79,8 @@ def identities(config: StackConfig) -> dict[str, Identity]:
         found.append(Identity(names.REDIS, names.Component.REDIS))
     if config.database_cleanup.enabled:
         found.append(Identity(names.DATABASE_CLEANUP, names.Component.DATABASE_CLEANUP))
+    if config.backup.enabled:
+        found.append(Identity(names.DATABASE_BACKUP, names.Component.DATABASE_BACKUP))
     if config.metrics.enabled:
         found.append(Identity(names.STATSD, names.Component.METRICS))
     if config.uses_pgbouncer:

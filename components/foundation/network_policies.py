@@ -79,6 +79,7 @@ OPERATOR_PODS = Pods("airflow-pod-operator-tasks", labels=tuple(KUBERNETES_POD_O
 POSTGRES = Pods("airflow-postgres", (C.POSTGRES,))
 REDIS = Pods("airflow-redis", (C.REDIS,))
 DATABASE_CLEANUP = Pods("airflow-database-cleanup", (C.DATABASE_CLEANUP,))
+DATABASE_BACKUP = Pods("airflow-database-backup", (C.DATABASE_BACKUP,))
 STATSD = Pods("airflow-statsd", (C.METRICS,))
 PGBOUNCER = Pods("airflow-pgbouncer", (C.PGBOUNCER,))
 EVERY_POD = Pods("airflow-allow-dns", every_pod=True)
@@ -97,6 +98,7 @@ GROUPS = (
     TASK_PODS,
     OPERATOR_PODS,
     DATABASE_CLEANUP,
+    DATABASE_BACKUP,
     STATSD,
     EVERY_POD,
     GIT_SYNC_PODS,
@@ -180,6 +182,13 @@ def allowed_paths(config: StackConfig) -> list[Path]:
             tcp(names.POSTGRES_PORT),
             "the database-cleanup job to Postgres 5432 (airflow db clean)",
             when=database and config.database_cleanup.enabled and not pooled,
+        ),
+        Path(
+            DATABASE_BACKUP,
+            POSTGRES,
+            tcp(names.POSTGRES_PORT),
+            "the pre-upgrade backup job to Postgres 5432 (pg_dump connects directly, like migrations)",
+            when=database and config.backup.enabled,
         ),
         # With PgBouncer, Airflow's processes reach the database through it. The scheduler keeps its own
         # path: its migration step connects directly, and a policy cannot tell an init container from its pod.
@@ -415,6 +424,8 @@ def _present(config: StackConfig, group: Pods) -> bool:
         return config.uses_kubernetes_executor
     if group is DATABASE_CLEANUP:
         return config.database_cleanup.enabled
+    if group is DATABASE_BACKUP:
+        return config.backup.enabled
     if group is STATSD:
         return config.metrics.enabled
     if group is PGBOUNCER:

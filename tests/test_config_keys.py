@@ -17,6 +17,7 @@ KEDA: dict[str, Any] = {"executor": "CeleryExecutor", "keda": {"enabled": True}}
 TRIGGERER_SCALED: dict[str, Any] = {"keda": {"enabled": True}, "triggerer": {"autoscaling": {"enabled": True}}}
 KUBERNETES: dict[str, Any] = {"executor": "KubernetesExecutor"}
 GIT: dict[str, Any] = {"dags": {"delivery": "git-sync", "gitSync": {"repo": "https://git.example.com/dags.git"}}}
+BUNDLE: dict[str, Any] = {"dags": {"delivery": "git-bundle", "gitBundle": {"repo": "https://git.example.com/dags.git"}}}
 EXTERNAL_URL = "postgresql+psycopg2://airflow:extPw0rd44@db.example.com:5432/airflow"
 EXTERNAL: dict[str, Any] = {"database": {"mode": "external"}}
 PUBLIC = "https://airflow.example.com"
@@ -229,6 +230,11 @@ SAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
     "dags.gitSync.image": (GIT, "registry.k8s.io/git-sync/git-sync:v4.6.0"),
     "dags.gitSync.resources.requests": (GIT, {"cpu": "20m", "memory": "32Mi"}),
     "dags.gitSync.resources.limits": (GIT, {"cpu": "400m", "memory": "512Mi"}),
+    "dags.gitBundle.repo": (BUNDLE, "git@git.example.com:team/other.git"),
+    "dags.gitBundle.ref": (BUNDLE, "release"),
+    "dags.gitBundle.subPath": (BUNDLE, "airflow/dags"),
+    "dags.gitBundle.credentialsSecret": (BUNDLE, "dags-git"),
+    "dags.gitBundle.refreshInterval": (BUNDLE, 30),
     "dags.exampleResources": ({}, False),
     "taskPods.xcomSidecarImage": ({}, "alpine:3.23.0"),
     "auth.adminUsername": ({}, "operator"),

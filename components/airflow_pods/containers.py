@@ -90,6 +90,9 @@ class AirflowContainer:
     logs_read_only: bool = False
     sidecar: bool = False
     """A native sidecar (an init container that keeps running beside the main containers)."""
+    clones_dags: bool = False
+    """Parses or runs DAG code: with the Git DAG bundle, it clones the repository (the clone directory and
+    the Git connection)."""
 
 
 def container(config: StackConfig, spec: AirflowContainer) -> Container:
@@ -97,7 +100,12 @@ def container(config: StackConfig, spec: AirflowContainer) -> Container:
         "name": spec.name,
         "image": config.image.reference,
         "imagePullPolicy": config.image.pull_policy,
-        "env": [*env.core_env(config), *(file.env() for file in spec.credentials), *spec.extra_env],
+        "env": [
+            *env.core_env(config),
+            *(file.env() for file in spec.credentials),
+            *(dag_sources.bundle_credentials(config) if spec.clones_dags else []),
+            *spec.extra_env,
+        ],
         "resources": builders.resources(spec.resources.requests, spec.resources.limits),
         "securityContext": builders.container_security_context(),
         "volumeMounts": [
@@ -105,6 +113,7 @@ def container(config: StackConfig, spec: AirflowContainer) -> Container:
             # one mount per file, even when two settings read the same one (Celery's broker and results)
             *{file.path: file.mount() for file in spec.credentials}.values(),
             *(dag_sources.mounts(config) if spec.dags else []),
+            *(dag_sources.bundle_mounts(config) if spec.clones_dags else []),
             *spec.extra_mounts,
         ],
     }
@@ -243,6 +252,11 @@ def pod_spec(
             *base_volumes(config),
             *env.secret_volumes(credentials),
             *(dag_sources.volumes(config, dag_paths) if dags else []),
+            *(
+                dag_sources.bundle_volumes(config)
+                if any(c.clones_dags for c in (*containers, *init_containers))
+                else []
+            ),
             *extra_volumes,
         ],
     }

@@ -1,4 +1,5 @@
-"""Where a pod's DAGs come from: a ConfigMap of ./dags (dev), a git-sync sidecar, or the image.
+"""Where a pod's DAGs come from: a ConfigMap of ./dags (dev), a git-sync sidecar, Airflow's Git DAG
+bundle (Airflow clones the repository itself, per DAG version), or the image.
 
 Pure functions give every Airflow pod the same view: the DAGs folder, the volumes and mounts that hold
 it, and (git-sync) the containers that fill it. The DAG folder itself is read and checked here, before
@@ -7,6 +8,7 @@ anything is registered.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +32,10 @@ GIT_SECRET_MOUNT = "/etc/git-secret"
 GIT_SYNC_UID = 65533
 """The git-sync image's own user: ssh needs a passwd entry for the running uid."""
 VOLUME = "dags"
+BUNDLE_VOLUME = "dag-bundles"
+BUNDLE_STORAGE = "/opt/airflow/dag-bundles"
+"""[dag_processor] dag_bundle_storage_path: the bare clone and one checkout per DAG version in use."""
+GIT_BUNDLE_CLASSPATH = "airflow.providers.git.bundles.git.GitDagBundle"
 GIT_SECRET_VOLUME = "git-secret"
 CONFIG_MAP_LIMIT_BYTES = 1024 * 1024
 """The API server rejects ConfigMaps whose keys and values exceed 1 MiB together."""
@@ -212,3 +218,62 @@ def sidecars(config: StackConfig) -> list[Container]:
     if config.dags.delivery != "git-sync":
         return []
     return [_git_sync_container(config, "git-sync", one_time=False)]
+
+
+# --- Git DAG bundle (dags.delivery: git-bundle) ---------------------------------------------------
+
+
+def bundle_config_list(config: StackConfig) -> str:
+    """[dag_processor] dag_bundle_config_list: one GitDagBundle. The URL is given as ``repo_url``, so a
+    public repository needs no connection; with credentials the connection adds only the token or key."""
+    bundle = config.dags.git_bundle
+    assert bundle.repo is not None, "validated: git-bundle delivery has a repository"
+    kwargs: dict[str, object] = {
+        "repo_url": bundle.repo,
+        "tracking_ref": bundle.ref,
+        "refresh_interval": bundle.refresh_interval,
+    }
+    if sub_path := bundle.sub_path.strip("/"):
+        kwargs["subdir"] = sub_path
+    if bundle.credentials_secret:
+        kwargs["git_conn_id"] = names.GIT_BUNDLE_CONNECTION_ID
+    entry = {"name": names.GIT_BUNDLE_NAME, "classpath": GIT_BUNDLE_CLASSPATH, "kwargs": kwargs}
+    return json.dumps([entry], sort_keys=True, separators=(",", ":"))
+
+
+def bundle_env(config: StackConfig) -> list[EnvVar]:
+    """Which bundles exist and where they are kept: the same in every Airflow process (no secret)."""
+    if config.dags.delivery != "git-bundle":
+        return []
+    return [
+        builders.env(names.AirflowEnv.DAG_BUNDLE_CONFIG_LIST, bundle_config_list(config)),
+        builders.env(names.AirflowEnv.DAG_BUNDLE_STORAGE_PATH, BUNDLE_STORAGE),
+    ]
+
+
+def bundle_connection_env() -> str:
+    return f"AIRFLOW_CONN_{names.GIT_BUNDLE_CONNECTION_ID.upper()}"
+
+
+def bundle_credentials(config: StackConfig) -> list[EnvVar]:
+    """The Git connection (``AIRFLOW_CONN_<ID>`` from the user's Secret), for the processes that clone."""
+    bundle = config.dags.git_bundle
+    if config.dags.delivery != "git-bundle" or not bundle.credentials_secret:
+        return []
+    return [
+        builders.env_from_secret(bundle_connection_env(), bundle.credentials_secret, names.GIT_BUNDLE_CONNECTION_KEY)
+    ]
+
+
+def bundle_mounts(config: StackConfig) -> list[VolumeMount]:
+    """The writable clone directory, for the processes that clone (the root filesystem is read-only)."""
+    if config.dags.delivery != "git-bundle":
+        return []
+    return [builders.mount(BUNDLE_VOLUME, BUNDLE_STORAGE)]
+
+
+def bundle_volumes(config: StackConfig) -> list[Volume]:
+    """The clone directory, in pods with a container that clones."""
+    if config.dags.delivery != "git-bundle":
+        return []
+    return [builders.empty_dir(BUNDLE_VOLUME, "2Gi")]

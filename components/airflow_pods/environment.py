@@ -239,6 +239,7 @@ def core_env(config: StackConfig) -> list[EnvVar]:
         builders.env(E.AUTH_MANAGER, FAB_AUTH_MANAGER),
         builders.env(E.LOAD_EXAMPLES, "False"),
         builders.env(E.DAGS_FOLDER, dag_sources.dags_folder(config)),
+        *dag_sources.bundle_env(config),
         builders.env(E.HOSTNAME_CALLABLE, HOSTNAME_CALLABLE),
         *([builders.env(E.API_BASE_URL, public)] if (public := base_url(config)) else []),
         # Task processes always reach the execution API inside the cluster, whatever users open.

@@ -27,7 +27,7 @@ Executor = Literal[
     "CeleryExecutor",
     "CeleryExecutor,KubernetesExecutor",
 ]
-DagDelivery = Literal["configmap", "git-sync", "image"]
+DagDelivery = Literal["configmap", "git-sync", "git-bundle", "image"]
 PodSecurityLevel = Literal["restricted", "baseline", "privileged"]
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 DatabaseMode = Literal["in-cluster", "external"]
@@ -571,17 +571,58 @@ class GitSyncConfig(Section):
     )
 
 
+GIT_BUNDLE_SCHEMES = ("https://", "http://", "ssh://", "git://", "git@")
+
+
+class GitBundleConfig(Section):
+    repo: str | None = Field(
+        default=None, description="Repository URL Airflow clones (https, ssh, git@host:path or git://)."
+    )
+    ref: str = Field(default="main", description="Tracking ref: the branch, tag or commit new DAG versions come from.")
+    sub_path: str = Field(default="", description="Folder of the repository that holds the DAGs.")
+    credentials_secret: str | None = Field(
+        default=None,
+        description=(
+            "Existing Secret whose key `connection` holds an Airflow git connection (JSON or URI) with the "
+            "token (password) or the SSH key (extra private_key); unset for a public repository."
+        ),
+    )
+    refresh_interval: int = Field(
+        default=300, ge=0, description="Seconds between checks of the tracking ref for new commits."
+    )
+
+    def rules(self) -> Iterator[Rule]:
+        if self.repo is not None and not self.repo.startswith(GIT_BUNDLE_SCHEMES):
+            yield Rule(("repo",), show(self.repo), f"a Git URL starting with one of {', '.join(GIT_BUNDLE_SCHEMES)}")
+        if self.repo is not None and self.credentials_secret and self.repo.startswith("git://"):
+            yield Rule(
+                ("credentialsSecret",),
+                show(self.credentials_secret),
+                "not set for a git:// repository (the git protocol has no authentication); use https or ssh",
+            )
+        if not self.ref.strip():
+            yield Rule(("ref",), show(self.ref), "a branch, tag or commit")
+
+
 class DagsConfig(Section):
     delivery: DagDelivery = Field(
         default="configmap",
-        description="How DAGs reach the pods: a ConfigMap of ./dags, a git-sync sidecar, or baked into the image.",
+        description=(
+            "How DAGs reach the pods: a ConfigMap of ./dags, a git-sync sidecar, Airflow's own versioned "
+            "Git DAG bundle (git-bundle), or baked into the image."
+        ),
     )
     git_sync: GitSyncConfig = Field(default_factory=GitSyncConfig, description="git-sync settings (delivery git-sync).")
+    git_bundle: GitBundleConfig = Field(
+        default_factory=GitBundleConfig, description="Git DAG bundle settings (delivery git-bundle)."
+    )
     example_resources: bool = Field(default=True, description="Create the Secret and ConfigMap the example DAGs read.")
 
     def rules(self) -> Iterator[Rule]:
         if self.delivery == "git-sync" and valid(self.git_sync) and not self.git_sync.repo:
             yield Rule(("gitSync", "repo"), "(not set)", "required when delivery is git-sync")
+        if self.delivery == "git-bundle" and valid(self.git_bundle) and not self.git_bundle.repo:
+            yield Rule(("gitBundle", "repo"), "(not set)", "required when delivery is git-bundle")
 
 
 class TaskPodsConfig(Section):
@@ -767,13 +808,14 @@ class NetworkConfig(Section):
         default_factory=lambda: [443, 6443], description="Kubernetes API server ports."
     )
     git_egress_ports: checks.Ports = Field(
-        default_factory=lambda: [443, 22], description="Ports git-sync may reach (https and ssh)."
+        default_factory=lambda: [443, 22],
+        description="Ports git-sync or the Git DAG bundle may reach (https and ssh; 9418 for git://).",
     )
     git_egress_to: checks.NetworkPeers = Field(
         default_factory=lambda: [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
         description=(
-            "Where git-sync may connect (your Git server's addresses). The whole pod gets this path: "
-            "NetworkPolicies cannot tell a sidecar from its pod."
+            "Where git-sync or the Git DAG bundle may connect (your Git server's addresses). The whole pod "
+            "gets this path: NetworkPolicies cannot tell a sidecar from its pod."
         ),
     )
 
@@ -1248,6 +1290,10 @@ class StackConfig(Section):
         return self.dags.delivery == "git-sync"
 
     @property
+    def uses_git_bundle(self) -> bool:
+        return self.dags.delivery == "git-bundle"
+
+    @property
     def external_secrets(self) -> frozenset[str]:
         """Secrets the user creates and the stack's pods reference by name (not managed here)."""
         found = set(self.extra_env_from_secrets)
@@ -1255,6 +1301,8 @@ class StackConfig(Section):
             found.add(self.logging.remote.connection_secret)
         if self.uses_git_sync and self.dags.git_sync.credentials_secret:
             found.add(self.dags.git_sync.credentials_secret)
+        if self.uses_git_bundle and self.dags.git_bundle.credentials_secret:
+            found.add(self.dags.git_bundle.credentials_secret)
         return frozenset(found)
 
     @property

@@ -29,6 +29,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         resources=resources,
         credentials=env.dag_processor_credentials(config),
         probes=pods.jobs_check_probes("DagProcessorJob"),
+        clones_dags=True,
     )
     identity = identities(config)[names.DAG_PROCESSOR]
     return pods.pod_spec(

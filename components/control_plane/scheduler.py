@@ -82,6 +82,8 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         ],
         ports=ports,
         probes=probes(),
+        # tasks run here (LocalExecutor): each checks its DAG version out of the Git DAG bundle
+        clones_dags=config.runs_tasks_in_scheduler,
     )
     identity = identities(config)[names.SCHEDULER]
     return pods.pod_spec(

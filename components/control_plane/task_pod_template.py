@@ -54,6 +54,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
         args=None,
         resources=config.kubernetes_executor.worker_resources,
         credentials=env.task_pod_credentials(config),
+        clones_dags=True,
     )
     spec = pods.pod_spec(
         config,

@@ -80,6 +80,7 @@ def pod_spec(config: StackConfig, worker_set: WorkerSetConfig, dag_paths: Mappin
         probes=probes(),
         # Stop consuming, then wait for running tasks, before SIGTERM: scaling down kills no task.
         lifecycle={"preStop": {"exec": {"command": ["python", DRAIN_SCRIPT]}}},
+        clones_dags=True,
     )
     identity = identities(config)[names.WORKER]
     return pods.pod_spec(

@@ -328,6 +328,14 @@ def allowed_paths(config: StackConfig) -> list[Path]:
             "git-sync in Airflow pods to the DAG repository (network.gitEgressTo, network.gitEgressPorts)",
             when=config.uses_git_sync,
         ),
+        Path(
+            (DAG_PROCESSOR, WORKERS, TASK_PODS, *((SCHEDULER,) if config.runs_tasks_in_scheduler else ())),
+            Outside(tuple(network.git_egress_to)),
+            tcp(*network.git_egress_ports),
+            "the processes that clone the Git DAG bundle (the dag-processor and where tasks run) to the DAG "
+            "repository (network.gitEgressTo, network.gitEgressPorts)",
+            when=config.uses_git_bundle,
+        ),
     ]
     for service in config.external_services:
         paths.append(

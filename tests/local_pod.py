@@ -61,6 +61,7 @@ class LocalPod:
         manifest: dict[str, Any] | None = None,
         statsd_port: int | None = None,
         pgbouncer_port: int | None = None,
+        claims: Mapping[str, Path] | None = None,
     ) -> None:
         self.evaluation = evaluation
         # a manifest the stack ships inside another object (the KubernetesExecutor's pod template)
@@ -73,6 +74,8 @@ class LocalPod:
         self.pgbouncer_port = pgbouncer_port
         """The test's PgBouncer on 127.0.0.1, standing in for the stack's airflow-pgbouncer Service."""
         self.statsd_port = statsd_port
+        self.claims = dict(claims or {})
+        """Volume claim name -> a directory standing in for the volume (it outlives the pod)."""
         """The test's statsd_exporter (UDP on 127.0.0.1), standing in for the stack's airflow-statsd Service."""
         listened = {p["containerPort"] for c in self.all_containers() for p in c.get("ports", [])}
         self.ports = {container_port: free_port() for container_port in sorted(listened)}
@@ -104,6 +107,13 @@ class LocalPod:
 
     def _materialize(self, volume: dict[str, Any]) -> Path:
         target = self.volume_dir(volume["name"])
+        if "persistentVolumeClaim" in volume:
+            claim = self.claims[volume["persistentVolumeClaim"]["claimName"]]
+            claim.mkdir(parents=True, exist_ok=True)
+            claim.chmod(0o777)  # the process runs without the permission bypass (see above)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(claim)
+            return target
         if "emptyDir" in volume:
             target.mkdir(parents=True)
             return target

@@ -214,6 +214,19 @@ def workload_pods(applied: Applied) -> dict[str, dict[str, Any]]:
     """A Pod for each workload's template, and the KubernetesExecutor's task pod template."""
     pods: dict[str, dict[str, Any]] = {}
     for obj in applied.objects:
+        if obj["kind"] in ("Job", "CronJob"):
+            job = obj["spec"] if obj["kind"] == "Job" else obj["spec"]["jobTemplate"]["spec"]
+            template = copy.deepcopy(job["template"])
+            pods[key(obj)] = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{obj['metadata']['name']}-admission"[:63],
+                    "namespace": applied.namespace,
+                    "labels": template["metadata"]["labels"],
+                },
+                "spec": template["spec"],
+            }
         if obj["kind"] in ("Deployment", "StatefulSet"):
             template = copy.deepcopy(obj["spec"]["template"])
             # The StatefulSet controller adds a volume per claim template (data-NAME-0 for the first pod).

@@ -19,14 +19,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from components.config import names
-from tests.local_pod import LocalPod, wait_for_http
+from tests import airflow_stack
+from tests.local_pod import LocalPod
 from tests.postgres_server import PostgresServer, free_port
 from tests.support import Evaluation, decoded_secret
 
@@ -187,61 +186,12 @@ class Sampler:
         return max(self.samples, default=0)
 
 
-@contextmanager
 def components_running(
     stack: Evaluation, postgres: PostgresServer, pgbouncer_port: int | None
-) -> Iterator[tuple[str, dict[str, str], list[LocalPod]]]:
-    """The api-server (after its bootstrap step), dag-processor, scheduler and triggerer of ``stack``, run from
-    their rendered pods; yields the api-server's URL and an admin's auth headers."""
-    pods: list[LocalPod] = []
-    try:
-        api_server = LocalPod(stack, "Deployment", names.API_SERVER, postgres.port, pgbouncer_port=pgbouncer_port)
-        pods.append(api_server)
-        bootstrap = api_server.run("bootstrap-admin", 600)
-        assert bootstrap.returncode == 0, bootstrap.stderr[-3000:]
-        process = api_server.start("api-server")
-        base = f"http://127.0.0.1:{api_server.port(names.API_SERVER_PORT)}"
-        assert wait_for_http(f"{base}/api/v2/monitor/health", 600, process) == 200, api_server.log("api-server")
-        for name, container in (
-            (names.DAG_PROCESSOR, "dag-processor"),
-            (names.SCHEDULER, "scheduler"),
-            (names.TRIGGERER, "triggerer"),
-        ):
-            pod = LocalPod(
-                stack,
-                "Deployment",
-                name,
-                postgres.port,
-                api_server_port=api_server.port(names.API_SERVER_PORT),
-                pgbouncer_port=pgbouncer_port,
-            )
-            pods.append(pod)
-            pod.start(container)
-        admin = decoded_secret(stack, names.ADMIN_SECRET)
-        token = httpx.post(
-            f"{base}/auth/token", timeout=60, json={"username": admin["username"], "password": admin["password"]}
-        )
-        yield base, {"Authorization": f"Bearer {token.json()['access_token']}"}, pods
-    finally:
-        for pod in pods:
-            pod.stop()
+) -> AbstractContextManager[tuple[str, dict[str, str], list[LocalPod]]]:
+    """The stack's control plane (tests/airflow_stack.py), its database connections through PgBouncer."""
+    return airflow_stack.components_running(stack, postgres, pgbouncer_port=pgbouncer_port)
 
 
 def run_dag(base: str, headers: dict[str, str], timeout: float = 600) -> str:
-    """Unpause the DAG once parsed, trigger it, wait for the run to end; its state."""
-    http = httpx.Client(timeout=60)
-    deadline = time.monotonic() + timeout
-    while http.get(f"{base}/api/v2/dags/{DAG_ID}", headers=headers).status_code != 200:
-        assert time.monotonic() < deadline, "the dag-processor never parsed the DAG"
-        time.sleep(1)
-    http.patch(f"{base}/api/v2/dags/{DAG_ID}", headers=headers, json={"is_paused": False})
-    created = http.post(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", headers=headers, json={"logical_date": None})
-    assert created.status_code == 200, created.text
-    run_id = created.json()["dag_run_id"]
-    state = "unknown"
-    while time.monotonic() < deadline:
-        state = http.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", headers=headers).json()["state"]
-        if state in ("success", "failed"):
-            return state
-        time.sleep(1)
-    return state
+    return airflow_stack.run_dag(base, headers, DAG_ID, timeout)

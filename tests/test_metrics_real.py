@@ -17,16 +17,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
 from components.airflow_pods import dag_sources
 from components.config import names
 from components.observability import mapping, metrics
-from tests import statsd_exporter
-from tests.local_pod import LocalPod, copy_migrated_database, wait_for_http
+from tests import airflow_stack, statsd_exporter
+from tests.local_pod import copy_migrated_database
 from tests.postgres_server import PostgresServer
-from tests.support import Evaluation, decoded_secret, evaluate_ok
+from tests.support import Evaluation, evaluate_ok
 
 pytestmark = pytest.mark.real
 
@@ -104,55 +103,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Evaluation:
         return evaluate_ok("dev", database={"databaseName": "metrics"}, **ALERTING_CONFIG)
 
 
-def wait_for_run(base: str, headers: dict[str, str], run_id: str) -> str:
-    deadline = time.monotonic() + 300
-    state = "unknown"
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", headers=headers).json()["state"]
-        if state in ("success", "failed"):
-            return state
-        time.sleep(1)
-    return state
-
-
 @pytest.fixture(scope="module")
 def ran(postgres: PostgresServer, stack: Evaluation, exporter: statsd_exporter.StatsdExporter) -> Iterator[Ran]:
     copy_migrated_database(stack, postgres)
-    pods: list[LocalPod] = []
-    try:
-        api_server = LocalPod(stack, "Deployment", names.API_SERVER, postgres.port, statsd_port=exporter.statsd_port)
-        pods.append(api_server)
-        assert api_server.run("bootstrap-admin", 600).returncode == 0
-        process = api_server.start("api-server")
-        base = f"http://127.0.0.1:{api_server.port(names.API_SERVER_PORT)}"
-        assert wait_for_http(f"{base}/api/v2/monitor/health", 600, process) == 200, api_server.log("api-server")
-        for name, container in (
-            (names.DAG_PROCESSOR, "dag-processor"),
-            (names.SCHEDULER, "scheduler"),
-            (names.TRIGGERER, "triggerer"),
-        ):
-            pod = LocalPod(
-                stack,
-                "Deployment",
-                name,
-                postgres.port,
-                api_server_port=api_server.port(names.API_SERVER_PORT),
-                statsd_port=exporter.statsd_port,
-            )
-            pods.append(pod)
-            pod.start(container)
-        admin = decoded_secret(stack, names.ADMIN_SECRET)
-        token = httpx.post(f"{base}/auth/token", json={"username": admin["username"], "password": admin["password"]})
-        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        deadline = time.monotonic() + 300
-        while httpx.get(f"{base}/api/v2/dags/{DAG_ID}", headers=headers).status_code != 200:
-            assert time.monotonic() < deadline, "the dag-processor never parsed the DAG"
-            time.sleep(1)
-        httpx.patch(f"{base}/api/v2/dags/{DAG_ID}", headers=headers, json={"is_paused": False})
-        created = httpx.post(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", headers=headers, json={"logical_date": None})
-        assert created.status_code == 200, created.text
-        state = wait_for_run(base, headers, created.json()["dag_run_id"])
-        # what the alerts and panels need, once the scheduler and the dag-processor have reported again
+    with airflow_stack.components_running(stack, postgres, statsd_port=exporter.statsd_port) as (base, headers, _):
+        state = airflow_stack.run_dag(base, headers, DAG_ID, timeout=300)
         # Some metrics come on their own period (the dag-processor's per-file stats, the import error
         # count after a full parse loop): wait, bounded, until all are in
         wanted = referenced_metrics(stack)
@@ -164,9 +119,6 @@ def ran(postgres: PostgresServer, stack: Evaluation, exporter: statsd_exporter.S
         ):
             time.sleep(1)
         yield Ran(stack, exporter, state)
-    finally:
-        for pod in pods:
-            pod.stop()
 
 
 def test_the_stack_deploys_the_exporter_version_the_tests_run(

@@ -22,6 +22,7 @@ checked by the API server itself: their schemas and their CEL rules.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import lzma
@@ -36,7 +37,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -309,3 +310,24 @@ def start(crds: Sequence[Path] = ()) -> ApiServer:
     except BaseException:
         ApiServer("", "", directory, processes).stop()
         raise
+
+
+@contextlib.contextmanager
+def running_with_namespace(namespace: str, crds: Sequence[Path] = CRDS) -> Iterator[ApiServer]:
+    """A server with ``crds`` installed and ``namespace`` created, for a test module; skipped (with how to
+    get the binaries) where they are missing, unless AIRFLOW_K8S_REQUIRE_REAL_TIERS is set (CI)."""
+    import pytest
+
+    try:
+        running = start(crds=crds)
+    except BinariesMissing as missing:
+        if os.environ.get("AIRFLOW_K8S_REQUIRE_REAL_TIERS"):
+            raise  # CI installs the binaries: a missing one is a failure there, not a skip
+        pytest.skip(str(missing))
+    try:
+        running.request(
+            "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        )
+        yield running
+    finally:
+        running.stop()

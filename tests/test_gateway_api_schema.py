@@ -5,7 +5,6 @@ CRDs installed (tests/kube_apiserver.py); they register as pulumi-kubernetes' Cu
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -143,19 +142,8 @@ def test_an_http_route_registers_as_the_sdk_custom_resource_would() -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[kube_apiserver.ApiServer]:
-    try:
-        running = kube_apiserver.start(crds=kube_apiserver.CRDS)
-    except kube_apiserver.BinariesMissing as missing:
-        if os.environ.get("AIRFLOW_K8S_REQUIRE_REAL_TIERS"):
-            raise  # CI installs the binaries: a missing one is a failure there, not a skip
-        pytest.skip(str(missing))
-    try:
-        running.request(
-            "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-        )
+    with kube_apiserver.running_with_namespace(NAMESPACE, kube_apiserver.CRDS) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def apply_route(server: kube_apiserver.ApiServer, route: dict[str, Any], **query: str) -> dict[str, Any]:

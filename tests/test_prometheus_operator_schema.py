@@ -6,7 +6,6 @@ they register as pulumi-kubernetes' CustomResource would."""
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -252,19 +251,8 @@ def test_each_kind_registers_as_the_sdk_custom_resource_would(factory: Callable[
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[kube_apiserver.ApiServer]:
-    try:
-        running = kube_apiserver.start(crds=CRDS)
-    except kube_apiserver.BinariesMissing as missing:
-        if os.environ.get("AIRFLOW_K8S_REQUIRE_REAL_TIERS"):
-            raise  # CI installs the binaries: a missing one is a failure there, not a skip
-        pytest.skip(str(missing))
-    try:
-        running.request(
-            "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-        )
+    with kube_apiserver.running_with_namespace(NAMESPACE, CRDS) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def collection(kind: str) -> str:

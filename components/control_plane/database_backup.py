@@ -33,7 +33,13 @@ from components.kube import builders, objects
 from components.kube.wiring import IdentityHandle, wire
 
 if TYPE_CHECKING:
-    from components.kube.manifest_types import Container, JobManifest, PersistentVolumeClaimManifest, PodSpec
+    from components.kube.manifest_types import (
+        Container,
+        JobManifest,
+        PersistentVolumeClaimManifest,
+        PersistentVolumeClaimSpec,
+        PodSpec,
+    )
 
 C = names.Component
 WORK_DIR = "/work"
@@ -42,6 +48,7 @@ FLAG = f"{WORK_DIR}/migration-pending"
 DB_BACKUP = f"{env.SCRIPTS_DIR}/db-backup.sh"
 BACKUP_NEEDED = f"{env.SCRIPTS_DIR}/backup-needed.py"
 JOB_DEADLINE_SECONDS = 2 * 3600
+E_WAIT = names.AirflowEnv.MIGRATION_WAIT_TIMEOUT
 
 
 def job_name(config: StackConfig) -> str:
@@ -112,9 +119,6 @@ def pod_spec(config: StackConfig) -> PodSpec:
     return spec
 
 
-E_WAIT = names.AirflowEnv.MIGRATION_WAIT_TIMEOUT
-
-
 def job_manifest(config: StackConfig, template_annotations: dict[str, str | pulumi.Output[str]]) -> JobManifest:
     namespace = config.namespace
     labels = names.labels(C.DATABASE_BACKUP, namespace)
@@ -136,7 +140,7 @@ def job_manifest(config: StackConfig, template_annotations: dict[str, str | pulu
 
 def claim_manifest(config: StackConfig) -> PersistentVolumeClaimManifest:
     backup = config.backup
-    spec: dict[str, object] = {
+    spec: PersistentVolumeClaimSpec = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": builders.storage_request(backup.size)},
     }
@@ -146,7 +150,7 @@ def claim_manifest(config: StackConfig) -> PersistentVolumeClaimManifest:
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": names.metadata(names.BACKUPS_CLAIM, C.DATABASE_BACKUP, config.namespace, config.namespace),
-        "spec": spec,  # type: ignore[typeddict-item]
+        "spec": spec,
     }
 
 

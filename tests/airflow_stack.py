@@ -1,10 +1,11 @@
 """The stack's control plane as real local processes, from the rendered pods: the api-server (after its
-bootstrap step), dag-processor, scheduler and triggerer; and a DAG run through the REST API."""
+init steps), dag-processor, scheduler and triggerer; the DAGs serialized as the dag-processor stores
+them; and a DAG run through the REST API."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,6 +16,44 @@ from tests.local_pod import LocalPod, wait_for_http
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret
 
+API_SERVER_INIT = ("wait-for-migrations", "bootstrap-admin")
+"""The api-server pod's init containers, in order."""
+
+
+def start_api_server(
+    stack: Evaluation,
+    postgres: PostgresServer,
+    init: Sequence[str] = API_SERVER_INIT,
+    extra_env: Mapping[str, str] | None = None,
+    health: str | None = None,
+    **pod_options: Any,
+) -> LocalPod:
+    """The api-server pod: its init steps (``init``), then the server on a free port, once ``health``
+    (default: its readiness probe's path) answers 200. The caller stops the pod."""
+    pod = LocalPod(stack, "Deployment", names.API_SERVER, postgres.port, **pod_options)
+    try:
+        for step in init:
+            result = pod.run(step, timeout=600)
+            assert result.returncode == 0, (step, result.stdout[-2000:], result.stderr[-2000:])
+        process = pod.start("api-server", extra_env)
+        path = health or pod.container("api-server")["readinessProbe"]["httpGet"]["path"]
+        url = f"http://127.0.0.1:{pod.port(names.API_SERVER_PORT)}{path}"
+        assert wait_for_http(url, timeout=600, process=process) == 200, pod.log("api-server")[-3000:]
+    except BaseException:
+        pod.stop()
+        raise
+    return pod
+
+
+def reserialize_dags(stack: Evaluation, postgres: PostgresServer) -> None:
+    """Parse the stack's DAGs into the metadata database, as the dag-processor stores them."""
+    processor = LocalPod(stack, "Deployment", names.DAG_PROCESSOR, postgres.port)
+    try:
+        parsed = processor.run("dag-processor", timeout=600, args=["airflow", "dags", "reserialize"])
+        assert parsed.returncode == 0, parsed.stderr[-3000:]
+    finally:
+        processor.stop()
+
 
 @contextmanager
 def components_running(
@@ -24,13 +63,11 @@ def components_running(
     LocalPod (e.g. ``statsd_port``, ``pgbouncer_port``)."""
     pods: list[LocalPod] = []
     try:
-        api_server = LocalPod(stack, "Deployment", names.API_SERVER, postgres.port, **pod_options)
+        api_server = start_api_server(
+            stack, postgres, init=["bootstrap-admin"], health="/api/v2/monitor/health", **pod_options
+        )
         pods.append(api_server)
-        bootstrap = api_server.run("bootstrap-admin", 600)
-        assert bootstrap.returncode == 0, bootstrap.stderr[-3000:]
-        process = api_server.start("api-server")
         base = f"http://127.0.0.1:{api_server.port(names.API_SERVER_PORT)}"
-        assert wait_for_http(f"{base}/api/v2/monitor/health", 600, process) == 200, api_server.log("api-server")
         for name, container in (
             (names.DAG_PROCESSOR, "dag-processor"),
             (names.SCHEDULER, "scheduler"),

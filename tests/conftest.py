@@ -37,6 +37,6 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # xdist (--dist loadscope) hands out whole modules, so a module's servers start once, on one worker;
-    # the real modules go first, so that the long ones do not start last on an otherwise idle machine
+    # xdist (--dist loadscope --no-loadscope-reorder) hands out whole modules in this order: the real
+    # modules go first, so that the long ones do not start last on an otherwise idle machine
     items.sort(key=lambda item: item.get_closest_marker("real") is None)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -331,6 +332,29 @@ def migrate_new_metadata_database(evaluation: Evaluation, postgres: PostgresServ
         scheduler.stop()
 
 
+EXECUTE_WORKLOAD = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]
+"""The command the KubernetesExecutor gives its task pods, before the workload's JSON."""
+
+
+def task_pod(
+    evaluation: Evaluation, database_port: int, api_server_port: int, template: dict[str, Any] | None = None
+) -> LocalPod:
+    """A KubernetesExecutor task pod, from the stack's pod template (or ``template``, a changed copy)."""
+    if template is None:
+        shipped = evaluation.find("ConfigMap", names.POD_TEMPLATE_CONFIG_MAP)["data"][names.POD_TEMPLATE_KEY]
+        template = json.loads(shipped)
+    return LocalPod(
+        evaluation, "Pod", "airflow-task", database_port, api_server_port=api_server_port, manifest=template
+    )
+
+
+def run_workload(
+    pod: LocalPod, workload: str, extra_env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a queued task's workload in a task pod's container, as the KubernetesExecutor's pods do."""
+    return pod.run("base", 600, [*EXECUTE_WORKLOAD, workload], extra_env=extra_env)
+
+
 def write_atomic_volume(target: Path, files: Mapping[str, str]) -> None:
     """Lay out a ConfigMap/Secret volume as kubelet's atomic writer does.
 
@@ -377,8 +401,6 @@ HARNESS = str(Path(__file__).resolve().parent / "dag_harness.py")
 
 def run_harness(pod: LocalPod, container: str, *args: str, timeout: float = 600) -> Any:
     """Run tests/dag_harness.py in one of the pod's containers; its JSON result."""
-    import json
-
     result = pod.run(container, timeout, ["python", HARNESS, *args])
     marker = [line for line in result.stdout.splitlines() if line.startswith("@@RESULT@@")]
     assert result.returncode == 0 and marker, (result.stdout[-3000:], result.stderr[-5000:])

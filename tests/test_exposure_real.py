@@ -32,8 +32,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from components.config import names
 from components.control_plane import sso as sso_module
+from tests.airflow_stack import reserialize_dags, start_api_server
 from tests.browser import chromium, save_screenshot
-from tests.local_pod import LocalPod, copy_migrated_database, wait_for_http
+from tests.local_pod import LocalPod, copy_migrated_database
 from tests.oidc_provider import OidcProvider, oidc_provider
 from tests.postgres_server import PostgresServer, free_port
 from tests.reverse_proxy import ReverseProxy, Route, TlsFiles, self_signed_certificate
@@ -60,18 +61,6 @@ class Exposed:
         return httpx.Client(verify=verify, trust_env=False, timeout=60, follow_redirects=False)
 
 
-def start_api_server(stack: Evaluation, postgres: PostgresServer) -> LocalPod:
-    pod = LocalPod(stack, "Deployment", names.API_SERVER, postgres.port)
-    for init in ("wait-for-migrations", "bootstrap-admin"):
-        result = pod.run(init, timeout=600)
-        assert result.returncode == 0, (init, result.stdout[-2000:], result.stderr[-2000:])
-    process = pod.start("api-server")
-    health = pod.container("api-server")["readinessProbe"]["httpGet"]["path"]
-    status = wait_for_http(f"http://127.0.0.1:{pod.port(names.API_SERVER_PORT)}{health}", timeout=600, process=process)
-    assert status == 200, pod.log("api-server")[-3000:]
-    return pod
-
-
 def ingress_routes(stack: Evaluation, pod: LocalPod) -> list[Route]:
     """The rendered Ingress's rules, to the api-server Service's port (here: the local pod's)."""
     ingress = reveal(stack.find("Ingress", names.API_SERVER))
@@ -95,15 +84,6 @@ def http_route_routes(stack: Evaluation, pod: LocalPod) -> list[Route]:
             assert match["path"]["type"] == "PathPrefix"
             routes += [Route(host=h, path=match["path"]["value"], backend=backend) for h in route["spec"]["hostnames"]]
     return routes
-
-
-def reserialize_dags(stack: Evaluation, postgres: PostgresServer) -> None:
-    processor = LocalPod(stack, "Deployment", names.DAG_PROCESSOR, postgres.port)
-    try:
-        parsed = processor.run("dag-processor", timeout=600, args=["airflow", "dags", "reserialize"])
-        assert parsed.returncode == 0, parsed.stderr[-3000:]
-    finally:
-        processor.stop()
 
 
 # --- admin login over HTTPS through the Ingress's routes, under a subpath ------------------------------

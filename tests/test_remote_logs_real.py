@@ -28,7 +28,8 @@ import pytest
 
 from components.airflow_pods import dag_sources
 from components.config import names
-from tests.local_pod import LocalPod, copy_migrated_database, run_harness, wait_for_http
+from tests.airflow_stack import reserialize_dags, start_api_server
+from tests.local_pod import LocalPod, copy_migrated_database, run_harness, run_workload, task_pod
 from tests.moto_s3 import MotoS3
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
@@ -97,16 +98,9 @@ def stack(postgres: PostgresServer, s3: MotoS3, tmp_path_factory: pytest.TempPat
     started: list[LocalPod] = []
     try:
         copy_migrated_database(evaluation, postgres)
-        processor = LocalPod(evaluation, "Deployment", names.DAG_PROCESSOR, postgres.port)
-        started.append(processor)
-        parsed = processor.run("dag-processor", 600, ["airflow", "dags", "reserialize"])
-        assert parsed.returncode == 0, parsed.stderr[-3000:]
-        api_server = LocalPod(evaluation, "Deployment", names.API_SERVER, postgres.port)
+        reserialize_dags(evaluation, postgres)
+        api_server = start_api_server(evaluation, postgres, init=["bootstrap-admin"], health="/api/v2/monitor/health")
         started.append(api_server)
-        assert api_server.run("bootstrap-admin", 600).returncode == 0
-        process = api_server.start("api-server")
-        health = f"http://127.0.0.1:{api_server.port(names.API_SERVER_PORT)}/api/v2/monitor/health"
-        assert wait_for_http(health, timeout=600, process=process) == 200, api_server.log("api-server")[-3000:]
         scheduler = LocalPod(evaluation, "Deployment", names.SCHEDULER, postgres.port)
         started.append(scheduler)
         yield Stack(evaluation, postgres, s3, api_server, scheduler)
@@ -131,28 +125,20 @@ class Ran:
 def run_task_in_a_pod(stack: Stack, template: dict[str, Any]) -> Ran:
     """Queue the task as the scheduler would, run it in a task pod as the KubernetesExecutor would, then
     remove the pod (its logs emptyDir with it)."""
-    task_pod = LocalPod(
-        stack.evaluation,
-        "Pod",
-        "airflow-task",
-        stack.postgres.port,
-        api_server_port=stack.api_server.port(names.API_SERVER_PORT),
-        manifest=template,
-    )
+    pod = task_pod(stack.evaluation, stack.postgres.port, stack.api_server.port(names.API_SERVER_PORT), template)
     try:
         queued = run_harness(stack.scheduler, "scheduler", "queue-task", DAG_ID, TASK_ID)
-        command = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", queued["workload"]]
-        ran = task_pod.run("base", 600, command)
+        ran = run_workload(pod, queued["workload"])
         assert ran.returncode == 0, (ran.stdout[-3000:], ran.stderr[-3000:])
         state = run_harness(stack.scheduler, "scheduler", "task-state", queued["ti_id"])
         assert state["state"] == "success", (state, ran.stderr[-3000:])
         log_path = json.loads(queued["workload"])["log_path"]
-        local_log = task_pod.volume_dir("logs") / log_path
-        assert task_pod.volume_dir("logs").is_dir()
+        local_log = pod.volume_dir("logs") / log_path
+        assert pod.volume_dir("logs").is_dir()
         return Ran(queued, state["try_number"], log_path, local_log.exists(), ran.stdout + ran.stderr)
     finally:
-        task_pod.stop()
-        assert not task_pod.root.exists()
+        pod.stop()
+        assert not pod.root.exists()
 
 
 def read_log_through_the_api(stack: Stack, ran: Ran) -> httpx.Response:

@@ -31,7 +31,8 @@ import pytest
 
 from components.airflow_pods import dag_sources
 from components.config import names
-from tests.local_pod import LocalPod, copy_migrated_database, run_harness, wait_for_http
+from tests.airflow_stack import reserialize_dags
+from tests.local_pod import LocalPod, copy_migrated_database, run_harness, run_workload, task_pod, wait_for_http
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
@@ -79,10 +80,7 @@ def stack(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         started.append(redis)
         redis.start("redis")
         redis_port = redis.port(names.REDIS_PORT)
-        processor = LocalPod(evaluation, "Deployment", names.DAG_PROCESSOR, postgres.port)
-        started.append(processor)
-        parsed = processor.run("dag-processor", 600, ["airflow", "dags", "reserialize"])
-        assert parsed.returncode == 0, parsed.stderr[-3000:]
+        reserialize_dags(evaluation, postgres)
         api_server = LocalPod(evaluation, "Deployment", names.API_SERVER, postgres.port, redis_port=redis_port)
         started.append(api_server)
         worker = LocalPod(
@@ -141,25 +139,16 @@ def test_a_kubernetes_executor_task_pod_runs_a_task_with_no_secret_at_all(stack:
         stack.evaluation.find("ConfigMap", names.POD_TEMPLATE_CONFIG_MAP)["data"][names.POD_TEMPLATE_KEY]
     )
     assert not [v for v in template["spec"]["volumes"] if "secret" in v]
-    task_pod = LocalPod(
-        stack.evaluation,
-        "Pod",
-        "airflow-task",
-        stack.postgres.port,
-        api_server_port=stack.api_server.port(names.API_SERVER_PORT),
-        manifest=template,
-    )
+    pod = task_pod(stack.evaluation, stack.postgres.port, stack.api_server.port(names.API_SERVER_PORT), template)
     try:
         queued = queue(stack)
-        # the command the KubernetesExecutor gives its pods
-        command = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", queued["workload"]]
-        ran = task_pod.run("base", 600, command, extra_env=probe_paths(task_pod, "base"))
+        ran = run_workload(pod, queued["workload"], extra_env=probe_paths(pod, "base"))
         assert ran.returncode == 0, (ran.stdout[-3000:], ran.stderr[-3000:])
         state = run_harness(stack.scheduler, "scheduler", "task-state", queued["ti_id"])
         assert state["state"] == "success"
-        assert_sees_no_secret(report(task_pod), stack.secrets_task_code_must_not_see())
+        assert_sees_no_secret(report(pod), stack.secrets_task_code_must_not_see())
     finally:
-        task_pod.stop()
+        pod.stop()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from components.config import names
-from tests.local_pod import LocalPod, copy_migrated_database, wait_for_http
+from tests import airflow_stack
+from tests.local_pod import LocalPod, copy_migrated_database
 from tests.postgres_server import PostgresServer
 from tests.relay import TcpRelay
 from tests.support import Evaluation, decoded_secret, evaluate_ok
@@ -40,18 +41,10 @@ class RunningApiServer:
     stack: Evaluation
 
 
-def start_api_server(stack: Evaluation, postgres: PostgresServer) -> RunningApiServer:
+def running_api_server(stack: Evaluation, postgres: PostgresServer) -> RunningApiServer:
     """The api-server pod: wait-for-migrations and bootstrap-admin, then the server (on a free port)."""
-    pod = LocalPod(stack, "Deployment", names.API_SERVER, postgres.port)
-    for init in ("wait-for-migrations", "bootstrap-admin"):
-        result = pod.run(init, timeout=600)
-        assert result.returncode == 0, (init, result.stdout[-2000:], result.stderr[-2000:])
-    port = pod.port(names.API_SERVER_PORT)
-    process = pod.start("api-server")
-    health = pod.container("api-server")["readinessProbe"]["httpGet"]["path"]
-    status = wait_for_http(f"http://127.0.0.1:{port}{health}", timeout=600, process=process)
-    assert status == 200, pod.log("api-server")[-3000:]
-    return RunningApiServer(pod, port, stack)
+    pod = airflow_stack.start_api_server(stack, postgres)
+    return RunningApiServer(pod, pod.port(names.API_SERVER_PORT), stack)
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +52,13 @@ def database(postgres: PostgresServer) -> Iterator[Evaluation]:
     """A migrated metadata database holding the stack's DAGs, as the dag-processor would store them."""
     stack = evaluate_ok("dev", database=DATABASE)
     copy_migrated_database(stack, postgres)
-    processor = LocalPod(stack, "Deployment", names.DAG_PROCESSOR, postgres.port)
-    try:
-        parsed = processor.run("dag-processor", timeout=600, args=["airflow", "dags", "reserialize"])
-        assert parsed.returncode == 0, parsed.stderr[-3000:]
-    finally:
-        processor.stop()
+    airflow_stack.reserialize_dags(stack, postgres)
     yield stack
 
 
 @pytest.fixture(scope="module")
 def api_server(database: Evaluation, postgres: PostgresServer) -> Iterator[RunningApiServer]:
-    running = start_api_server(database, postgres)
+    running = running_api_server(database, postgres)
     yield running
     running.pod.stop()
 
@@ -78,7 +66,7 @@ def api_server(database: Evaluation, postgres: PostgresServer) -> Iterator[Runni
 @pytest.fixture(scope="module")
 def public_api_server(postgres: PostgresServer, database: Evaluation) -> Iterator[RunningApiServer]:
     stack = evaluate_ok("dev", database=DATABASE, apiServer={"baseUrl": PUBLIC_URL})
-    running = start_api_server(stack, postgres)
+    running = running_api_server(stack, postgres)
     yield running
     running.pod.stop()
 

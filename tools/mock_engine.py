@@ -363,7 +363,9 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> tupl
 
     ``overrides`` maps short keys (``scheduler``) to values that replace the file's.
     """
-    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    # libyaml's loader when PyYAML has it: the same documents, parsed for every evaluation
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load((ROOT / f"Pulumi.{stack}.yaml").read_text(), Loader=loader) or {}
     raw: dict[str, Any] = dict(data.get("config") or {})
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"

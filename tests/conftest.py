@@ -36,33 +36,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(pytest.mark.real)
 
 
-MODULE_SECONDS = "airflow-k8s/module-seconds"
-"""pytest's cache key: each module's seconds in the last run (setup, call and teardown of its tests)."""
-
-
-def module_of(nodeid: str) -> str:
-    return nodeid.split("::")[0]
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # xdist (--dist loadscope --no-loadscope-reorder) hands out whole modules in this order: the real
-    # modules first, the longest of the last run first among them, so that no long module starts last
-    # on an otherwise idle machine (a first run, with no cache, keeps the collection order)
-    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
-    last: dict[str, float] = cache.get(MODULE_SECONDS, {}) if cache is not None else {}
-    items.sort(key=lambda item: (item.get_closest_marker("real") is None, -last.get(module_of(item.nodeid), 0.0)))
-
-
-_seconds: dict[str, float] = {}
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # in the process that reports (xdist's controller, or the only one): every phase of every test
-    _seconds[module_of(report.nodeid)] = _seconds.get(module_of(report.nodeid), 0.0) + report.duration
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    cache = getattr(session.config, "cache", None)
-    if cache is None or not _seconds or hasattr(session.config, "workerinput"):
-        return  # an xdist worker: the controller saw every report and writes the figures
-    cache.set(MODULE_SECONDS, {**cache.get(MODULE_SECONDS, {}), **{m: round(s, 1) for m, s in _seconds.items()}})
+    # modules go first, so that the long ones do not start last on an otherwise idle machine
+    items.sort(key=lambda item: item.get_closest_marker("real") is None)

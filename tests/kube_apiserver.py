@@ -6,7 +6,8 @@ Where the binaries come from, first found wins:
 * ``KUBEBUILDER_ASSETS``: controller-runtime's envtest folder, holding ``kube-apiserver`` and ``etcd``
   (``setup-envtest use 1.36 -p path`` prints it);
 * ``../shared/kube-apiserver/*.xz`` beside the project (the developers' machines and CI), unpacked once
-  into ``~/.cache/airflow-k8s`` after its sha256 is checked against that folder's SOURCE.md.
+  into ``~/.cache/airflow-k8s`` after its sha256 is checked against that folder's SOURCE.md;
+* a binary unpacked so earlier, for a clone elsewhere on the same machine (e.g. a clean clone in /tmp).
 
 etcd is ``etcd`` on the PATH (Debian: ``apt-get install etcd-server``) unless KUBEBUILDER_ASSETS has one.
 The server runs with RBAC and the default admission plugins (Pod Security among them), an admin token
@@ -119,6 +120,9 @@ def find_binaries() -> tuple[Path, Path]:
         apiserver = Path(assets) / "kube-apiserver"
     elif archives := sorted(SHARED.glob("kube-apiserver-*.xz")):
         apiserver = _unpack(archives[-1])
+    elif unpacked := sorted(p for p in CACHE.glob("kube-apiserver-*") if ".partial-" not in p.name):
+        # unpacked (and checked against SOURCE.md) by an earlier run from a checkout beside ../shared
+        apiserver = unpacked[-1]
     if assets and (Path(assets) / "etcd").exists():
         etcd = Path(assets) / "etcd"
     elif found := shutil.which("etcd"):

@@ -10,6 +10,7 @@ from components.airflow_pods import dag_sources
 from components.airflow_pods import environment as env
 from components.config import names
 from components.config.model import ResourcesConfig, StackConfig
+from components.foundation.identities import Identity
 from components.kube import builders
 
 if TYPE_CHECKING:
@@ -210,8 +211,7 @@ def jobs_check_probes(job_type: str) -> Probes:
 
 def pod_spec(
     config: StackConfig,
-    service_account: str,
-    mounts_api_token: bool,
+    identity: Identity,
     containers: Sequence[AirflowContainer],
     init_containers: Sequence[AirflowContainer] = (),
     extra_volumes: Sequence[Volume] = (),
@@ -221,8 +221,9 @@ def pod_spec(
     dags: bool = True,
     writes_logs: bool = False,
 ) -> PodSpec:
-    """A hardened Airflow pod: uid 50000/gid 0, token only where the API is called, and each container
-    mounting exactly the Secret keys it reads.
+    """A hardened Airflow pod: uid 50000/gid 0, running as ``identity``'s service account with its token
+    mounted only where that identity calls the API, and each container mounting exactly the Secret keys
+    it reads.
 
     ``dag_paths`` maps the DAG ConfigMap's keys to file paths (ConfigMap delivery). ``dag_sidecar``
     False leaves out the container that keeps the DAGs current (pods that run to completion); ``dags``
@@ -243,8 +244,8 @@ def pod_spec(
     ]
     credentials = [file for spec in (*containers, *init_containers) for file in spec.credentials]
     spec: PodSpec = {
-        "serviceAccountName": service_account,
-        "automountServiceAccountToken": mounts_api_token,
+        "serviceAccountName": identity.name,
+        "automountServiceAccountToken": identity.calls_kubernetes_api,
         "securityContext": builders.pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),
         "terminationGracePeriodSeconds": termination_grace_period_seconds,
         "containers": [container(config, spec) for spec in containers],

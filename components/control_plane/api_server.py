@@ -100,8 +100,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
     identity = identities(config)[names.API_SERVER]
     return pods.pod_spec(
         config,
-        service_account=identity.name,
-        mounts_api_token=identity.calls_kubernetes_api,
+        identity=identity,
         containers=[server],
         init_containers=[pods.wait_for_migrations(config, resources), bootstrap_admin(config)],
         extra_volumes=sso.volumes(config),

@@ -34,8 +34,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
     identity = identities(config)[names.DAG_PROCESSOR]
     return pods.pod_spec(
         config,
-        service_account=identity.name,
-        mounts_api_token=identity.calls_kubernetes_api,
+        identity=identity,
         containers=[processor],
         init_containers=[pods.wait_for_migrations(config, resources)],
         dag_paths=dag_paths,

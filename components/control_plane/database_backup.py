@@ -100,8 +100,7 @@ def pod_spec(config: StackConfig) -> PodSpec:
     identity = identities(config)[names.DATABASE_BACKUP]
     spec = pods.pod_spec(
         config,
-        service_account=identity.name,
-        mounts_api_token=identity.calls_kubernetes_api,
+        identity=identity,
         containers=[check],
         extra_volumes=[
             builders.empty_dir("work", "1Mi"),

@@ -46,8 +46,7 @@ def pod_spec(config: StackConfig) -> PodSpec:
     identity = identities(config)[names.DATABASE_CLEANUP]
     spec = pods.pod_spec(
         config,
-        service_account=identity.name,
-        mounts_api_token=identity.calls_kubernetes_api,
+        identity=identity,
         containers=[clean],
         init_containers=[pods.wait_for_migrations(config, cleanup.resources)],
         dags=False,

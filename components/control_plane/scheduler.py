@@ -88,8 +88,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
     identity = identities(config)[names.SCHEDULER]
     return pods.pod_spec(
         config,
-        service_account=identity.name,
-        mounts_api_token=identity.calls_kubernetes_api,
+        identity=identity,
         containers=[scheduler],
         # Every scheduler pod migrates first: an image upgrade migrates before new pods serve.
         init_containers=[migrate_database(config)],

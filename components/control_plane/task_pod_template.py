@@ -58,8 +58,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
     )
     spec = pods.pod_spec(
         config,
-        service_account=identity.name,
-        mounts_api_token=identity.calls_kubernetes_api,
+        identity=identity,
         containers=[worker],
         dag_paths=dag_paths,
         # A task pod runs to completion: a long-running DAG sidecar would keep it alive forever.

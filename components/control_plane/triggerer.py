@@ -44,8 +44,7 @@ def pod_spec(config: StackConfig, dag_paths: Mapping[str, str] | None = None) ->
     identity = identities(config)[names.TRIGGERER]
     return pods.pod_spec(
         config,
-        service_account=identity.name,
-        mounts_api_token=identity.calls_kubernetes_api,
+        identity=identity,
         containers=[triggerer],
         init_containers=[pods.wait_for_migrations(config, resources)],
         dag_paths=dag_paths,

@@ -85,8 +85,7 @@ def pod_spec(config: StackConfig, worker_set: WorkerSetConfig, dag_paths: Mappin
     identity = identities(config)[names.WORKER]
     return pods.pod_spec(
         config,
-        service_account=identity.name,
-        mounts_api_token=identity.calls_kubernetes_api,
+        identity=identity,
         containers=[worker],
         # No wait for migrations: workers never touch the database, they call the execution API.
         init_containers=[log_server(config, worker_set)],

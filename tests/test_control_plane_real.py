@@ -30,7 +30,7 @@ from tests.support import Evaluation, decoded_secret, evaluate_ok
 
 pytestmark = pytest.mark.real
 
-WAIT_LIMIT = 12
+WAIT_LIMIT = 5
 """migrationWaitTimeoutSeconds for these tests (the stack's default is 600)."""
 
 

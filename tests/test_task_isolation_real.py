@@ -163,27 +163,42 @@ def worker(stack: Stack) -> LocalPod:
     return pod
 
 
-def test_a_celery_worker_runs_a_task_with_only_the_broker(stack: Stack, worker: LocalPod) -> None:
-    mounted = {m.get("subPath") for m in worker.container("worker")["volumeMounts"] if m["name"].startswith("secret-")}
-    assert mounted == {names.REDIS_BROKER_URL_KEY}
+@dataclass
+class CeleryRun:
+    """One task the scheduler's side queued and sent through Redis to the worker, and what it left."""
+
+    queued: dict[str, Any]
+    sent: dict[str, Any]
+    state: dict[str, Any]
+    seen: dict[str, Any]
+    """What the task code could see (its report)."""
+
+
+@pytest.fixture(scope="module")
+def celery_run(stack: Stack, worker: LocalPod) -> CeleryRun:
+    # one run serves every test below: each reads it and none changes it (a run costs four Airflow processes)
     queued = queue(stack)
     sent = run_harness(stack.scheduler, "scheduler", "send-to-celery", queued["workload"])
-    # the result came back through Redis: the result backend needs no database
-    assert sent == {"state": "SUCCESS", "backend": "RedisBackend"}
     state = run_harness(stack.scheduler, "scheduler", "task-state", queued["ti_id"])
-    assert state["state"] == "success"
-    seen = report(worker)
-    secrets = stack.secrets_task_code_must_not_see()
-    assert_sees_no_secret(seen, secrets)
+    return CeleryRun(queued, sent, state, report(worker))
+
+
+def test_a_celery_worker_runs_a_task_with_only_the_broker(
+    stack: Stack, worker: LocalPod, celery_run: CeleryRun
+) -> None:
+    mounted = {m.get("subPath") for m in worker.container("worker")["volumeMounts"] if m["name"].startswith("secret-")}
+    assert mounted == {names.REDIS_BROKER_URL_KEY}
+    # the result came back through Redis: the result backend needs no database
+    assert celery_run.sent == {"state": "SUCCESS", "backend": "RedisBackend"}
+    assert celery_run.state["state"] == "success"
+    assert_sees_no_secret(celery_run.seen, stack.secrets_task_code_must_not_see())
     # ... though the log-server sidecar of the same pod holds the API secret key (its own mount)
     log_server = worker.container("log-server")
     assert any(m.get("subPath") == names.API_SECRET_KEY for m in log_server["volumeMounts"])
 
 
-def test_the_api_server_reads_a_running_workers_log_from_its_log_server(stack: Stack, worker: LocalPod) -> None:
-    queued = queue(stack)
-    run_harness(stack.scheduler, "scheduler", "send-to-celery", queued["workload"])
-    ran = run_harness(stack.scheduler, "scheduler", "task-state", queued["ti_id"])
+def test_the_api_server_reads_a_running_workers_log_from_its_log_server(stack: Stack, celery_run: CeleryRun) -> None:
+    queued, ran = celery_run.queued, celery_run.state
     admin = decoded_secret(stack.evaluation, names.ADMIN_SECRET)
     base = f"http://127.0.0.1:{stack.api_server.port(names.API_SERVER_PORT)}"
     token = httpx.post(f"{base}/auth/token", json={"username": admin["username"], "password": admin["password"]})
@@ -200,12 +215,10 @@ def test_the_api_server_reads_a_running_workers_log_from_its_log_server(stack: S
 
 
 def test_a_log_server_without_the_api_secret_key_refuses_the_api_servers_request(
-    stack: Stack, worker: LocalPod
+    stack: Stack, worker: LocalPod, celery_run: CeleryRun
 ) -> None:
     """Why the key stays in the log-server sidecar: the api-server signs its log requests with it."""
-    queued = queue(stack)
-    run_harness(stack.scheduler, "scheduler", "send-to-celery", queued["workload"])
-    log_path = json.loads(queued["workload"])["log_path"]
+    log_path = json.loads(celery_run.queued["workload"])["log_path"]
     with_key = f"http://127.0.0.1:{worker.port(names.WORKER_LOG_PORT)}/log/{log_path}"
     served = run_harness(stack.api_server, "api-server", "fetch-served-log", with_key, log_path)
     assert served["status"] == 200 and "looked" in served["text"], served

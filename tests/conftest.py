@@ -3,8 +3,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
-from tests import postgres_server
+from tests import observed_stack, postgres_server
 from tests.support import Evaluation, evaluate_ok
 
 
@@ -26,7 +27,16 @@ def postgres() -> Iterator[postgres_server.PostgresServer]:
     server.stop()
 
 
-REAL_SERVERS = {"postgres", "server"}
+@pytest.fixture(scope="session")
+def observed_control_plane(
+    postgres: postgres_server.PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[observed_stack.Observed]:
+    """One control plane, run once, that the metrics and PgBouncer modules both read (tests/observed_stack.py)."""
+    with observed_stack.observed(postgres, tmp_path_factory.mktemp("observed-dags")) as seen:
+        yield seen
+
+
+REAL_SERVERS = {"postgres", "server", "observed_control_plane"}
 """Session fixtures that start real servers: a test that uses one belongs to the full suite only."""
 
 
@@ -40,3 +50,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # xdist (--dist loadscope --no-loadscope-reorder) hands out whole modules in this order: the real
     # modules go first, so that the long ones do not start last on an otherwise idle machine
     items.sort(key=lambda item: item.get_closest_marker("real") is None)
+
+
+class SharedControlPlaneScheduling(LoadScopeScheduling):
+    """xdist's --dist loadscope (a module is one unit of work), except that the modules sharing a
+    session fixture's control plane are one unit: they run on one worker, which starts it once."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        if nodeid.split("::", 1)[0] in observed_stack.MODULES:
+            return "observed control plane"
+        return super()._split_scope(nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadScopeScheduling | None:
+    if config.getvalue("dist") != "loadscope":
+        return None
+    return SharedControlPlaneScheduling(config, log)

@@ -392,8 +392,26 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen[str] | Non
             return int(error.code)
         except OSError as error:
             last = error
-            time.sleep(1)
+            time.sleep(0.25)
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
+
+
+CELERY_READY = r"celery@\S+ ready\."
+"""What a Celery worker logs once it consumes its queues."""
+
+
+def wait_for_log(pod: LocalPod, container: str, pattern: str, process: subprocess.Popen[str], timeout: float) -> bool:
+    """Whether a line matching ``pattern`` appeared in the container's log before its process ended or
+    ``timeout`` passed. Reading the log costs nothing; an exec probe starts a Python process (seconds of
+    CPU) each time, so the tests probe once this says the process is ready, instead of in a loop."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if re.search(pattern, pod.log(container), re.MULTILINE):
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.25)
+    return False
 
 
 HARNESS = str(Path(__file__).resolve().parent / "dag_harness.py")

@@ -16,7 +16,7 @@ import pytest
 
 from components.config import names
 from components.executors.celery_workers import CELERY_APP
-from tests.local_pod import LocalPod
+from tests.local_pod import CELERY_READY, LocalPod, wait_for_log
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
@@ -67,6 +67,7 @@ def worker(stack: Evaluation, postgres: PostgresServer, broker: LocalPod) -> Ite
     pod = LocalPod(stack, "Deployment", WORKER, postgres.port, redis_port=broker.port(names.REDIS_PORT))
     process = pod.start("worker")
     try:
+        assert wait_for_log(pod, "worker", CELERY_READY, process, timeout=150), pod.log("worker")[-3000:]
         alive = wait_for_probe(pod, "worker", "livenessProbe", timeout=150)
         assert process.poll() is None and alive.returncode == 0, pod.log("worker")[-3000:]
         yield pod

@@ -32,7 +32,16 @@ import pytest
 from components.airflow_pods import dag_sources
 from components.config import names
 from tests.airflow_stack import reserialize_dags
-from tests.local_pod import LocalPod, copy_migrated_database, run_harness, run_workload, task_pod, wait_for_http
+from tests.local_pod import (
+    CELERY_READY,
+    LocalPod,
+    copy_migrated_database,
+    run_harness,
+    run_workload,
+    task_pod,
+    wait_for_http,
+    wait_for_log,
+)
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
@@ -155,7 +164,8 @@ def test_a_kubernetes_executor_task_pod_runs_a_task_with_no_secret_at_all(stack:
 def worker(stack: Stack) -> LocalPod:
     pod = stack.worker
     pod.start("log-server")
-    pod.start("worker", probe_paths(pod, "worker"))
+    process = pod.start("worker", probe_paths(pod, "worker"))
+    assert wait_for_log(pod, "worker", CELERY_READY, process, timeout=600), pod.log("worker")[-3000:]
     deadline = time.monotonic() + 600
     while pod.exec_probe("worker", "livenessProbe", timeout=300).returncode != 0:
         assert time.monotonic() < deadline, pod.log("worker")[-3000:]

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from tests import observed_stack, postgres_server
+from tests import kube_apiserver, observed_stack, postgres_server
 from tests.support import Evaluation, evaluate_ok
 
 
@@ -36,7 +37,15 @@ def observed_control_plane(
         yield seen
 
 
-REAL_SERVERS = {"postgres", "server", "observed_control_plane"}
+@pytest.fixture(scope="session")
+def kube_api_server() -> Iterator[kube_apiserver.ApiServer]:
+    """One real kube-apiserver (with etcd) per session, every vendored CRD installed; the modules in
+    kube_apiserver.MODULES use it, each in namespaces of its own."""
+    with kube_apiserver.running() as server:
+        yield server
+
+
+REAL_SERVERS = {"postgres", "server", "observed_control_plane", "kube_api_server"}
 """Session fixtures that start real servers: a test that uses one belongs to the full suite only."""
 
 
@@ -52,18 +61,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("real") is None)
 
 
-class SharedControlPlaneScheduling(LoadScopeScheduling):
-    """xdist's --dist loadscope (a module is one unit of work), except that the modules sharing a
-    session fixture's control plane are one unit: they run on one worker, which starts it once."""
+SHARED_SCOPES = {
+    **{module: "observed control plane" for module in observed_stack.MODULES},
+    **{module: "kube-apiserver" for module in kube_apiserver.MODULES},
+}
+"""Test modules that share a session fixture's servers, by the name of what they share."""
+
+
+class SharedServerScheduling(LoadScopeScheduling):
+    """xdist's --dist loadscope (a module is one unit of work), except that the modules sharing a session
+    fixture's servers (SHARED_SCOPES) are one unit: they run on one worker, which starts them once."""
 
     def _split_scope(self, nodeid: str) -> str:
-        if nodeid.split("::", 1)[0] in observed_stack.MODULES:
-            return "observed control plane"
-        return super()._split_scope(nodeid)
+        return SHARED_SCOPES.get(nodeid.split("::", 1)[0]) or super()._split_scope(nodeid)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadScopeScheduling | None:
     if config.getvalue("dist") != "loadscope":
         return None
-    return SharedControlPlaneScheduling(config, log)
+    return SharedServerScheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    # `-n auto`: one worker more than the cores. The real tests spend about a quarter of their time
+    # waiting on Airflow's own loops (a scheduler's tick, a DAG parse); a third worker on 2 cores fills
+    # those gaps (docs/architecture.md#tests has the measurements). --maxprocesses caps it.
+    return (os.cpu_count() or 1) + 1

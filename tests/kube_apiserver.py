@@ -316,22 +316,35 @@ def start(crds: Sequence[Path] = ()) -> ApiServer:
         raise
 
 
+MODULES = (
+    "tests/test_apiserver_real.py",
+    "tests/test_gateway_api_schema.py",
+    "tests/test_prometheus_operator_schema.py",
+)
+"""The modules that share the session's server (one xdist scope, tests/conftest.py): each works in
+namespaces of its own."""
+
+
 @contextlib.contextmanager
-def running_with_namespace(namespace: str, crds: Sequence[Path] = CRDS) -> Iterator[ApiServer]:
-    """A server with ``crds`` installed and ``namespace`` created, for a test module; skipped (with how to
-    get the binaries) where they are missing, unless AIRFLOW_K8S_REQUIRE_REAL_TIERS is set (CI)."""
+def running(crds: Sequence[Path] = CRDS) -> Iterator[ApiServer]:
+    """A server with ``crds`` installed; skipped (with how to get the binaries) where they are missing,
+    unless AIRFLOW_K8S_REQUIRE_REAL_TIERS is set (CI)."""
     import pytest
 
     try:
-        running = start(crds=crds)
+        server = start(crds=crds)
     except BinariesMissing as missing:
         if os.environ.get("AIRFLOW_K8S_REQUIRE_REAL_TIERS"):
             raise  # CI installs the binaries: a missing one is a failure there, not a skip
         pytest.skip(str(missing))
     try:
-        running.request(
-            "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-        )
-        yield running
+        yield server
     finally:
-        running.stop()
+        server.stop()
+
+
+def create_namespace(server: ApiServer, namespace: str) -> ApiServer:
+    server.request(
+        "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    )
+    return server

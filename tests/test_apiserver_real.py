@@ -9,16 +9,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client as kube_client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ApiException
@@ -36,47 +32,20 @@ pytestmark = [pytest.mark.real, pytest.mark.filterwarnings("ignore::urllib3.exce
 ROOT = Path(__file__).resolve().parent.parent
 FIELD_MANAGER = "pulumi-kubernetes"
 """The field manager pulumi-kubernetes applies with."""
-CRDS = sorted((ROOT / "tools" / "crds").glob("*/*.yaml"))
 SECURITY_DOC = ROOT / "docs" / "security.md"
 PRIORITY_CLASSES = ("airflow-standard", "airflow-tasks")
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[kube_apiserver.ApiServer]:
-    try:
-        running = kube_apiserver.start()
-    except kube_apiserver.BinariesMissing as missing:
-        if os.environ.get("AIRFLOW_K8S_REQUIRE_REAL_TIERS"):
-            raise  # CI installs the binaries: a missing one is a failure there, not a skip
-        pytest.skip(str(missing))
-    try:
-        api = dynamic(running)
-        crds = api.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-        for path in CRDS:
-            for document in yaml.safe_load_all(path.read_text()):
-                if document and document.get("kind") == "CustomResourceDefinition":
-                    api.server_side_apply(crds, body=document, field_manager="test-setup")
-                    wait_established(api, document["metadata"]["name"])
-        # the PriorityClasses the variants' placement names (a cluster's admins create them)
-        classes = api.resources.get(api_version="scheduling.k8s.io/v1", kind="PriorityClass")
-        for name in PRIORITY_CLASSES:
-            body = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name}}
-            api.server_side_apply(classes, body={**body, "value": 1000}, field_manager="test-setup")
-        yield running
-    finally:
-        running.stop()
-
-
-def wait_established(api: DynamicClient, name: str) -> None:
-    crds = api.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-    for _ in range(600):
-        found = crds.get(name=name).to_dict()
-        conditions = {c["type"]: c["status"] for c in (found.get("status") or {}).get("conditions") or []}
-        if conditions.get("Established") == "True":
-            api.resources.invalidate_cache()
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"CRD {name} not established")
+@pytest.fixture(scope="module")
+def server(kube_api_server: kube_apiserver.ApiServer) -> kube_apiserver.ApiServer:
+    """The session's server (every vendored CRD installed), with the PriorityClasses the variants'
+    placement names (a cluster's admins create them)."""
+    api = dynamic(kube_api_server)
+    classes = api.resources.get(api_version="scheduling.k8s.io/v1", kind="PriorityClass")
+    for name in PRIORITY_CLASSES:
+        body = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name}}
+        api.server_side_apply(classes, body={**body, "value": 1000}, field_manager="test-setup")
+    return kube_api_server
 
 
 def dynamic(server: kube_apiserver.ApiServer, impersonate: str | None = None) -> DynamicClient:

@@ -5,7 +5,7 @@ CRDs installed (tests/kube_apiserver.py); they register as pulumi-kubernetes' Cu
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -141,9 +141,8 @@ def test_an_http_route_registers_as_the_sdk_custom_resource_would() -> None:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[kube_apiserver.ApiServer]:
-    with kube_apiserver.running_with_namespace(NAMESPACE, kube_apiserver.CRDS) as running:
-        yield running
+def server(kube_api_server: kube_apiserver.ApiServer) -> kube_apiserver.ApiServer:
+    return kube_apiserver.create_namespace(kube_api_server, NAMESPACE)
 
 
 def apply_route(server: kube_apiserver.ApiServer, route: dict[str, Any], **query: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ they register as pulumi-kubernetes' CustomResource would."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
@@ -250,9 +250,8 @@ def test_each_kind_registers_as_the_sdk_custom_resource_would(factory: Callable[
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[kube_apiserver.ApiServer]:
-    with kube_apiserver.running_with_namespace(NAMESPACE, CRDS) as running:
-        yield running
+def server(kube_api_server: kube_apiserver.ApiServer) -> kube_apiserver.ApiServer:
+    return kube_apiserver.create_namespace(kube_api_server, NAMESPACE)
 
 
 def collection(kind: str) -> str:

@@ -173,6 +173,17 @@ def test_outside_the_prefix_nothing_is_routed(ingress: Exposed) -> None:
             assert response.status_code == 404, path
 
 
+def test_with_a_public_base_url_redirects_use_that_url(ingress: Exposed) -> None:
+    """Reached directly (as through `kubectl port-forward`), the api-server still sends a browser to the
+    public URL: the one it is configured with, not the host and port the request came to."""
+    direct = f"http://127.0.0.1:{ingress.pod.port(names.API_SERVER_PORT)}"
+    with httpx.Client(base_url=direct, timeout=120) as client:
+        response = client.get(f"{PREFIX}/api/v2/auth/login", params={"next": f"{PREFIX}/"})
+        assert response.status_code in (302, 307), response.text[:500]
+        location = response.headers["location"]
+        assert location.startswith(f"{ingress.public_url}/auth/login/"), location
+
+
 # --- single sign-on through the HTTPRoute's routes ---------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import httpx
 from components.config import names
 from tests.local_pod import LocalPod, wait_for_http
 from tests.postgres_server import PostgresServer
-from tests.support import Evaluation, decoded_secret
+from tests.support import Evaluation, decoded_secret, evaluate_ok
 
 API_SERVER_INIT = ("wait-for-migrations", "bootstrap-admin")
 """The api-server pod's init containers, in order."""
@@ -111,3 +112,34 @@ def run_dag(base: str, headers: dict[str, str], dag_id: str, timeout: float = 60
             return state
         time.sleep(1)
     return state
+
+
+DEV_API_SERVER_CONFIG: dict[str, Any] = {"database": {"storageSize": "1Gi", "databaseName": "portforward"}}
+"""The dev stack's overrides for the session's api-server: only its own database."""
+DEV_API_SERVER_MODULES = ("tests/test_ui_port_forward_real.py", "tests/test_control_plane_real.py")
+"""The modules that read from the session's dev api-server (one xdist scope, tests/conftest.py)."""
+
+
+@dataclass
+class RunningApiServer:
+    pod: LocalPod
+    port: int
+    """The api-server's port on this machine."""
+    stack: Evaluation
+
+
+@contextmanager
+def dev_api_server(postgres: PostgresServer) -> Iterator[RunningApiServer]:
+    """The dev stack's api-server pod as rendered: its init steps (wait-for-migrations, bootstrap-admin),
+    then the server, on a database holding the stack's DAGs as the dag-processor stores them. Tests only
+    read from it: log in, list DAGs, trigger a run."""
+    from tests.local_pod import copy_migrated_database
+
+    stack = evaluate_ok("dev", **DEV_API_SERVER_CONFIG)
+    copy_migrated_database(stack, postgres)
+    reserialize_dags(stack, postgres)
+    pod = start_api_server(stack, postgres)
+    try:
+        yield RunningApiServer(pod, pod.port(names.API_SERVER_PORT), stack)
+    finally:
+        pod.stop()

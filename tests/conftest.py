@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from tests import kube_apiserver, observed_stack, postgres_server
+from tests import airflow_stack, kube_apiserver, observed_stack, postgres_server
 from tests.support import Evaluation, evaluate_ok
 
 
@@ -45,7 +45,14 @@ def kube_api_server() -> Iterator[kube_apiserver.ApiServer]:
         yield server
 
 
-REAL_SERVERS = {"postgres", "server", "observed_control_plane", "kube_api_server"}
+@pytest.fixture(scope="session")
+def dev_api_server(postgres: postgres_server.PostgresServer) -> Iterator[airflow_stack.RunningApiServer]:
+    """The dev stack's api-server, started once, for the modules in airflow_stack.DEV_API_SERVER_MODULES."""
+    with airflow_stack.dev_api_server(postgres) as running:
+        yield running
+
+
+REAL_SERVERS = {"postgres", "server", "observed_control_plane", "kube_api_server", "dev_api_server"}
 """Session fixtures that start real servers: a test that uses one belongs to the full suite only."""
 
 
@@ -64,6 +71,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 SHARED_SCOPES = {
     **{module: "observed control plane" for module in observed_stack.MODULES},
     **{module: "kube-apiserver" for module in kube_apiserver.MODULES},
+    **{module: "dev api-server" for module in airflow_stack.DEV_API_SERVER_MODULES},
 }
 """Test modules that share a session fixture's servers, by the name of what they share."""
 

@@ -18,7 +18,9 @@ import pytest
 
 from components.airflow_pods import environment
 from components.config import names
+from components.config.loading import load_stack_config
 from tests import postgres_server
+from tests.airflow_stack import DEV_API_SERVER_CONFIG, RunningApiServer
 from tests.local_pod import (
     LocalPod,
     copy_migrated_database,
@@ -27,6 +29,7 @@ from tests.local_pod import (
     wait_for_http,
 )
 from tests.support import Evaluation, decoded_secret, evaluate_ok
+from tools.mock_engine import stack_config
 
 pytestmark = pytest.mark.real
 
@@ -222,20 +225,19 @@ def post_json(url: str, body: dict[str, str]) -> tuple[int, dict[str, object]]:
 
 
 def test_api_server_serves_health_and_accepts_only_the_generated_admin_password(
-    migrated: str, postgres: postgres_server.PostgresServer, stack: Evaluation, pods: list[LocalPod]
+    dev_api_server: RunningApiServer,
 ) -> None:
-    api_server = pod(pods, stack, names.API_SERVER, postgres.port)
-    assert api_server.run("bootstrap-admin", timeout=180).returncode == 0
-    process = api_server.start("api-server")
-    base = f"http://127.0.0.1:{api_server.port(names.API_SERVER_PORT)}"
+    """The session's dev api-server (tests/airflow_stack.py): started after its init steps, as rendered."""
+    api_server, stack = dev_api_server.pod, dev_api_server.stack
+    base = f"http://127.0.0.1:{dev_api_server.port}"
     health = api_server.container("api-server")["livenessProbe"]["httpGet"]["path"]
-    assert health == environment.health_path(stack_config_of(stack))
-    status = wait_for_http(base + health, timeout=120, process=process)
-    assert status == 200, api_server.log("api-server")[-3000:]
+    config, secret_keys = stack_config(stack.stack, DEV_API_SERVER_CONFIG)
+    assert health == environment.health_path(load_stack_config(config, secret_keys))
+    assert wait_for_http(base + health, timeout=120) == 200, api_server.log("api-server")[-3000:]
     # the readiness probe: the execution API answers, without credentials
     ready = api_server.container("api-server")["readinessProbe"]["httpGet"]["path"]
     assert ready == "/execution/health"
-    assert wait_for_http(base + ready, timeout=120, process=process) == 200
+    assert wait_for_http(base + ready, timeout=120) == 200
     admin = decoded_secret(stack, names.ADMIN_SECRET)
     ok, body = post_json(base + "/auth/token", {"username": admin["username"], "password": admin["password"]})
     assert ok == 201, api_server.log("api-server")[-3000:]
@@ -244,14 +246,6 @@ def test_api_server_serves_health_and_accepts_only_the_generated_admin_password(
     assert rejected == 401
     # nothing was written outside the emptyDir mounts (the image's filesystem is read-only)
     assert all(path.is_symlink() for path in api_server.airflow_home.iterdir())
-
-
-def stack_config_of(evaluation: Evaluation) -> object:
-    from components.config.loading import load_stack_config
-    from tools.mock_engine import stack_config
-
-    config, secret_keys = stack_config(evaluation.stack, {"migrationWaitTimeoutSeconds": WAIT_LIMIT})
-    return load_stack_config(config, secret_keys)
 
 
 def test_scheduler_health_check_probe_passes_on_a_running_scheduler(

@@ -12,54 +12,24 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
 
 from components.config import names
-from tests import airflow_stack
-from tests.local_pod import LocalPod, copy_migrated_database
-from tests.postgres_server import PostgresServer
+from tests.airflow_stack import RunningApiServer
 from tests.relay import TcpRelay
-from tests.support import Evaluation, decoded_secret, evaluate_ok
+from tests.support import decoded_secret
 from tests.test_dags import EXAMPLE_DAGS
 from tests.test_readme import quick_start_block
 
 pytestmark = pytest.mark.real
 
-DATABASE = {"storageSize": "1Gi", "databaseName": "portforward"}
-
-
-@dataclass
-class RunningApiServer:
-    pod: LocalPod
-    port: int
-    stack: Evaluation
-
-
-def running_api_server(stack: Evaluation, postgres: PostgresServer) -> RunningApiServer:
-    """The api-server pod: wait-for-migrations and bootstrap-admin, then the server (on a free port)."""
-    pod = airflow_stack.start_api_server(stack, postgres)
-    return RunningApiServer(pod, pod.port(names.API_SERVER_PORT), stack)
-
 
 @pytest.fixture(scope="module")
-def database(postgres: PostgresServer) -> Iterator[Evaluation]:
-    """A migrated metadata database holding the stack's DAGs, as the dag-processor would store them."""
-    stack = evaluate_ok("dev", database=DATABASE)
-    copy_migrated_database(stack, postgres)
-    airflow_stack.reserialize_dags(stack, postgres)
-    yield stack
-
-
-@pytest.fixture(scope="module")
-def api_server(database: Evaluation, postgres: PostgresServer) -> Iterator[RunningApiServer]:
-    running = running_api_server(database, postgres)
-    yield running
-    running.pod.stop()
+def api_server(dev_api_server: RunningApiServer) -> RunningApiServer:
+    return dev_api_server
 
 
 def locations(response: httpx.Response) -> list[str]:

@@ -64,6 +64,8 @@ def timer(statsd: str, *labels: str, name: str | None = None, long: bool = False
 
 
 DAG_TASK = ("dag_id", "task_id")
+TI_STATE_GAUGES = ("scheduled", "queued", "running", "deferred", "awaiting_input")
+"""The states the scheduler's ti.<state> gauges count (Airflow 3.3's scheduler_job_runner)."""
 POOL = ("pool_name",)
 EXECUTOR = ("executor_class_name", "status")
 
@@ -84,6 +86,9 @@ METRICS: tuple[Mapped, ...] = (
     counter("task_instance_created", "dag_id", "run_type", "task_type"),
     timer("task.duration", *DAG_TASK, long=True),
     timer("task.scheduled_duration", *DAG_TASK, "queue", long=True),
+    # task instances in each unfinished state, per queue, DAG and task: the scheduler counts them from
+    # the database every [scheduler] ti_metrics_interval (30 s), only for states that have any
+    *(gauge(f"ti.{state}", "queue", *DAG_TASK) for state in TI_STATE_GAUGES),
     # DAG runs: the state is a part of the name (dagrun.duration.success)
     Mapped(
         "dagrun.duration.*",
@@ -138,6 +143,7 @@ DROPPED: tuple[str, ...] = (
     "dag.*.*.queued_duration",
     "ti.start.*.*",
     "ti.finish.*.*.*",
+    *(f"ti.{state}.*.*.*" for state in TI_STATE_GAUGES),
     "dagrun.duration.*.*",
     "dagrun.dependency-check.*",
     "pool.*.*",

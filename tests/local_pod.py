@@ -322,14 +322,22 @@ def copy_migrated_database(evaluation: Evaluation, postgres: PostgresServer) -> 
     postgres.clone(template, database["POSTGRES_DB"], database["POSTGRES_USER"])
 
 
+def run_migration_step(
+    evaluation: Evaluation, postgres: PostgresServer, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """The scheduler pod's migrate-database init container, run for real on the stack's database (it
+    migrates, and sets the roles' SCRAM verifier and KEDA's role where the stack has them)."""
+    scheduler = LocalPod(evaluation, "Deployment", names.SCHEDULER, postgres.port)
+    try:
+        return scheduler.run("migrate-database", timeout=timeout)
+    finally:
+        scheduler.stop()
+
+
 def migrate_new_metadata_database(evaluation: Evaluation, postgres: PostgresServer) -> subprocess.CompletedProcess[str]:
     """A new metadata database, migrated by the scheduler's migrate-database init container, for real."""
     create_metadata_database(evaluation, postgres)
-    scheduler = LocalPod(evaluation, "Deployment", names.SCHEDULER, postgres.port)
-    try:
-        return scheduler.run("migrate-database", timeout=300)
-    finally:
-        scheduler.stop()
+    return run_migration_step(evaluation, postgres, timeout=300)
 
 
 EXECUTE_WORKLOAD = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string"]

@@ -34,7 +34,7 @@ from components.airflow_pods import dag_sources
 from components.config import names
 from components.observability import mapping, metrics
 from tests import airflow_stack, pgbouncer_server, statsd_exporter
-from tests.local_pod import LocalPod, copy_migrated_database
+from tests.local_pod import copy_migrated_database, run_migration_step
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
@@ -149,11 +149,7 @@ def start_bouncer(evaluation: Evaluation, postgres: PostgresServer) -> pgbouncer
             raise
         pytest.skip(str(missing))
     # the migration step, for real: it connects directly and gives the role PgBouncer's SCRAM verifier
-    scheduler = LocalPod(evaluation, "Deployment", names.SCHEDULER, postgres.port)
-    try:
-        migrated = scheduler.run("migrate-database", timeout=300)
-    finally:
-        scheduler.stop()
+    migrated = run_migration_step(evaluation, postgres, timeout=300)
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     return pgbouncer_server.start(evaluation, postgres.port)
 

@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 from components.config import names
-from tests.local_pod import LocalPod, copy_migrated_database
+from tests.local_pod import copy_migrated_database, run_migration_step
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
 
@@ -54,11 +54,7 @@ def keda_url(stack: Evaluation, postgres: PostgresServer) -> str:
 def connections(postgres: PostgresServer, stack: Evaluation) -> Iterator[Connections]:
     """A schema migrated by real Airflow (the scheduler's migration step, which also made KEDA's role)."""
     copy_migrated_database(stack, postgres)
-    scheduler = LocalPod(stack, "Deployment", names.SCHEDULER, postgres.port)
-    try:
-        migration = scheduler.run("migrate-database", timeout=600)
-    finally:
-        scheduler.stop()
+    migration = run_migration_step(stack, postgres)
     assert migration.returncode == 0, migration.stderr[-3000:]
     assert "role 'airflow_keda' may SELECT task_instance, trigger and nothing else" in migration.stdout
     owner_url = decoded_secret(stack, names.METADATA_SECRET)[names.METADATA_CONNECTION_KEY]
@@ -220,11 +216,7 @@ def test_the_role_sync_is_idempotent_and_sets_the_stacks_password(
     with connections.owner.cursor() as cursor:
         cursor.execute("ALTER ROLE airflow_keda PASSWORD 'changed-behind-the-stacks-back'")
         cursor.execute("GRANT SELECT ON connection TO airflow_keda")
-    scheduler = LocalPod(stack, "Deployment", names.SCHEDULER, postgres.port)
-    try:
-        again = scheduler.run("migrate-database", timeout=600)
-    finally:
-        scheduler.stop()
+    again = run_migration_step(stack, postgres)
     assert again.returncode == 0, again.stderr[-3000:]
     # the stack's password works again, and the stray grant is gone
     keda = psycopg2.connect(keda_url(stack, postgres))

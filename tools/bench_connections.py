@@ -23,9 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run(pgbouncer: dict[str, Any] | None, api_workers: int) -> dict[str, Any]:
     from components.airflow_pods import dag_sources
-    from components.config import names
     from tests import pgbouncer_server, postgres_server
-    from tests.local_pod import LocalPod, copy_migrated_database
+    from tests.local_pod import copy_migrated_database, run_migration_step
     from tests.support import evaluate_ok
 
     database = "bench-pooled" if pgbouncer else "bench-direct"
@@ -41,11 +40,7 @@ def run(pgbouncer: dict[str, Any] | None, api_workers: int) -> dict[str, Any]:
     try:
         copy_migrated_database(stack, postgres)
         if pgbouncer:
-            scheduler = LocalPod(stack, "Deployment", names.SCHEDULER, postgres.port)
-            try:
-                assert scheduler.run("migrate-database", timeout=300).returncode == 0
-            finally:
-                scheduler.stop()
+            assert run_migration_step(stack, postgres, timeout=300).returncode == 0
             bouncer = pgbouncer_server.start(stack, postgres.port)
         backends = pgbouncer_server.Sampler(lambda: pgbouncer_server.backend_count(postgres, database))
         port = bouncer.port if bouncer else None

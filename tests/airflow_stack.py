@@ -136,7 +136,7 @@ def dev_api_server(postgres: PostgresServer) -> Iterator[RunningApiServer]:
     from tests.local_pod import copy_migrated_database
 
     stack = evaluate_ok("dev", **DEV_API_SERVER_CONFIG)
-    copy_migrated_database(stack, postgres)
+    copy_migrated_database(stack, postgres, with_admin=True)
     reserialize_dags(stack, postgres)
     pod = start_api_server(stack, postgres)
     try:

@@ -154,16 +154,6 @@ def queue_task(dag_id: str, task_id: str) -> dict[str, Any]:
         return {"workload": workload.model_dump_json(), "ti_id": str(ti.id), "run_id": run.run_id}
 
 
-def task_state(ti_id: str) -> dict[str, Any]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        ti = session.get(TaskInstance, ti_id)
-        assert ti is not None
-        return {"state": str(ti.state), "hostname": ti.hostname, "try_number": ti.try_number}
-
-
 def send_to_celery(workload: str) -> dict[str, Any]:
     """What the CeleryExecutor does: send the workload to the queue, then wait for its result in the
     result backend (Redis)."""
@@ -192,8 +182,6 @@ def main() -> None:
         result = kubernetes_executor_pod()
     elif mode == "queue-task":
         result = queue_task(sys.argv[2], sys.argv[3])
-    elif mode == "task-state":
-        result = task_state(sys.argv[2])
     elif mode == "send-to-celery":
         result = send_to_celery(sys.argv[2])
     elif mode == "fetch-served-log":

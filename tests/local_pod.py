@@ -314,12 +314,52 @@ def migrated_template(postgres: PostgresServer) -> str:
     return _TEMPLATES[postgres.port]
 
 
-def copy_migrated_database(evaluation: Evaluation, postgres: PostgresServer) -> None:
-    """A migrated metadata database for this stack, copied from the template (no migration run)."""
-    template = migrated_template(postgres)
+ADMIN_TEMPLATE_DATABASE = "airflow-k8s-admin-template"
+_ADMIN_TEMPLATES: dict[int, str] = {}
+
+
+def admin_template(postgres: PostgresServer) -> str:
+    """The migrated template after the api-server pod's real bootstrap-admin step created the generated
+    admin login (FAB's roles and the user: seconds of CPU). Every stack generates the same admin password
+    under the mock engine (a sentinel of the resource's name), so an api-server pod on a copy runs its own
+    bootstrap-admin step and finds the login up to date with one query."""
+    if postgres.port not in _ADMIN_TEMPLATES:
+        from tests.support import evaluate_ok
+
+        evaluation = evaluate_ok("dev", database={"databaseName": ADMIN_TEMPLATE_DATABASE})
+        copy_migrated_database(evaluation, postgres)
+        api_server = LocalPod(evaluation, "Deployment", names.API_SERVER, postgres.port)
+        try:
+            created = api_server.run("bootstrap-admin", timeout=600)
+        finally:
+            api_server.stop()
+        assert created.returncode == 0 and "created user" in created.stdout, created.stderr[-3000:]
+        _ADMIN_TEMPLATES[postgres.port] = ADMIN_TEMPLATE_DATABASE
+    return _ADMIN_TEMPLATES[postgres.port]
+
+
+def copy_migrated_database(evaluation: Evaluation, postgres: PostgresServer, with_admin: bool = False) -> None:
+    """A migrated metadata database for this stack, copied from the template (no migration run).
+
+    ``with_admin``: copied from the template that also holds the generated admin login, for tests that
+    sign in but do not test the bootstrap itself (tests/test_control_plane_real.py does, on a database
+    it migrates)."""
+    template = admin_template(postgres) if with_admin else migrated_template(postgres)
     create_metadata_database(evaluation, postgres)
     database = env_of(next(containers(evaluation.find("StatefulSet", names.POSTGRES))))
     postgres.clone(template, database["POSTGRES_DB"], database["POSTGRES_USER"])
+
+
+def task_instance(evaluation: Evaluation, postgres: PostgresServer, ti_id: str) -> dict[str, Any]:
+    """A task instance's state, hostname and try number, read from the stack's metadata database with one
+    query (an Airflow process would spend seconds importing Airflow to read the same row)."""
+    database = env_of(next(containers(evaluation.find("StatefulSet", names.POSTGRES))))["POSTGRES_DB"]
+    rows = postgres.rows(
+        "SELECT state, hostname, try_number FROM task_instance WHERE id = %s::uuid", database, (ti_id,)
+    )
+    assert len(rows) == 1, f"task instance {ti_id}: {rows}"
+    state, hostname, try_number = rows[0]
+    return {"state": state, "hostname": hostname, "try_number": try_number}
 
 
 def run_migration_step(

@@ -190,7 +190,7 @@ def observed(postgres: PostgresServer, dags: Path) -> Iterator[Observed]:
     complete; then stops the components and yields what was observed. The exporter and PgBouncer run
     until the context ends."""
     evaluation = render(dags)
-    copy_migrated_database(evaluation, postgres)
+    copy_migrated_database(evaluation, postgres, with_admin=True)
     with ExitStack() as servers:
         exporter = servers.enter_context(start_exporter(evaluation))
         bouncer = start_bouncer(evaluation, postgres)

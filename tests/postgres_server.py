@@ -60,6 +60,20 @@ class PostgresServer:
         finally:
             connection.close()
 
+    def rows(self, statement: str, database: str, parameters: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """A query's rows, with bound parameters (as the superuser)."""
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host="127.0.0.1", port=self.port, user="postgres", password=SUPERUSER_PASSWORD, dbname=database
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, parameters)
+                return list(cursor.fetchall())
+        finally:
+            connection.close()
+
     def create_database(self, name: str, owner: str, password: str, superuser: bool = False) -> None:
         exists = self.sql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'")
         verb = "ALTER" if exists not in ("", "[]") else "CREATE"

@@ -107,7 +107,7 @@ def ingress(postgres: PostgresServer, tls: TlsFiles) -> Iterator[Exposed]:
             "ingress": {"enabled": True, "controllerNamespace": "ingress-nginx", "tls": {"secretName": "airflow-tls"}},
         },
     )
-    copy_migrated_database(stack, postgres)
+    copy_migrated_database(stack, postgres, with_admin=True)
     reserialize_dags(stack, postgres)
     pod = start_api_server(stack, postgres)
     try:
@@ -228,7 +228,7 @@ def sso(postgres: PostgresServer) -> Iterator[SingleSignOn]:
             }
         }
         stack = evaluate_ok("dev", secret_overrides={"auth": auth}, **overrides)
-        copy_migrated_database(stack, postgres)
+        copy_migrated_database(stack, postgres, with_admin=True)
         pod = start_api_server(stack, postgres)
         try:
             with ReverseProxy(http_route_routes(stack, pod), port=port) as proxy:

@@ -168,7 +168,7 @@ class Outcome:
 @pytest.fixture(scope="module")
 def outcome(postgres: PostgresServer, repository: Repository) -> Iterator[Outcome]:
     stack = render(repository.url)
-    copy_migrated_database(stack, postgres)
+    copy_migrated_database(stack, postgres, with_admin=True)
     pods: list[LocalPod] = []
     try:
         api_server = LocalPod(stack, "Deployment", names.API_SERVER, postgres.port)

@@ -29,7 +29,7 @@ import pytest
 from components.airflow_pods import dag_sources
 from components.config import names
 from tests.airflow_stack import reserialize_dags, start_api_server
-from tests.local_pod import LocalPod, copy_migrated_database, run_harness, run_workload, task_pod
+from tests.local_pod import LocalPod, copy_migrated_database, run_harness, run_workload, task_instance, task_pod
 from tests.moto_s3 import MotoS3
 from tests.postgres_server import PostgresServer
 from tests.support import Evaluation, decoded_secret, evaluate_ok
@@ -97,7 +97,7 @@ def stack(postgres: PostgresServer, s3: MotoS3, tmp_path_factory: pytest.TempPat
         )
     started: list[LocalPod] = []
     try:
-        copy_migrated_database(evaluation, postgres)
+        copy_migrated_database(evaluation, postgres, with_admin=True)
         reserialize_dags(evaluation, postgres)
         api_server = start_api_server(evaluation, postgres, init=["bootstrap-admin"], health="/api/v2/monitor/health")
         started.append(api_server)
@@ -130,7 +130,7 @@ def run_task_in_a_pod(stack: Stack, template: dict[str, Any]) -> Ran:
         queued = run_harness(stack.scheduler, "scheduler", "queue-task", DAG_ID, TASK_ID)
         ran = run_workload(pod, queued["workload"])
         assert ran.returncode == 0, (ran.stdout[-3000:], ran.stderr[-3000:])
-        state = run_harness(stack.scheduler, "scheduler", "task-state", queued["ti_id"])
+        state = task_instance(stack.evaluation, stack.postgres, queued["ti_id"])
         assert state["state"] == "success", (state, ran.stderr[-3000:])
         log_path = json.loads(queued["workload"])["log_path"]
         local_log = pod.volume_dir("logs") / log_path

@@ -38,6 +38,7 @@ from tests.local_pod import (
     copy_migrated_database,
     run_harness,
     run_workload,
+    task_instance,
     task_pod,
     wait_for_http,
     wait_for_log,
@@ -84,7 +85,7 @@ def stack(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         evaluation = evaluate_ok("dev", executor="CeleryExecutor,KubernetesExecutor", database=DATABASE)
     started: list[LocalPod] = []
     try:
-        copy_migrated_database(evaluation, postgres)
+        copy_migrated_database(evaluation, postgres, with_admin=True)
         redis = LocalPod(evaluation, "StatefulSet", names.REDIS, postgres.port)
         started.append(redis)
         redis.start("redis")
@@ -153,7 +154,7 @@ def test_a_kubernetes_executor_task_pod_runs_a_task_with_no_secret_at_all(stack:
         queued = queue(stack)
         ran = run_workload(pod, queued["workload"], extra_env=probe_paths(pod, "base"))
         assert ran.returncode == 0, (ran.stdout[-3000:], ran.stderr[-3000:])
-        state = run_harness(stack.scheduler, "scheduler", "task-state", queued["ti_id"])
+        state = task_instance(stack.evaluation, stack.postgres, queued["ti_id"])
         assert state["state"] == "success"
         assert_sees_no_secret(report(pod), stack.secrets_task_code_must_not_see())
     finally:
@@ -189,7 +190,7 @@ def celery_run(stack: Stack, worker: LocalPod) -> CeleryRun:
     # one run serves every test below: each reads it and none changes it (a run costs four Airflow processes)
     queued = queue(stack)
     sent = run_harness(stack.scheduler, "scheduler", "send-to-celery", queued["workload"])
-    state = run_harness(stack.scheduler, "scheduler", "task-state", queued["ti_id"])
+    state = task_instance(stack.evaluation, stack.postgres, queued["ti_id"])
     return CeleryRun(queued, sent, state, report(worker))
 
 

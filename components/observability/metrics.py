@@ -13,6 +13,7 @@ the Prometheus operator.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,7 +50,9 @@ STATSD_PORT_NAME = "statsd"
 METRICS_PORT_NAME = "metrics"
 
 
+@functools.cache
 def mapping_yaml() -> str:
+    # the same text for every stack (no config in it), and the largest YAML document the program writes
     return yaml.safe_dump(mapping.mapping_config(), sort_keys=False, width=200)
 
 

@@ -24,6 +24,7 @@ checked by the API server itself: their schemas and their CEL rules.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import lzma
@@ -168,7 +169,7 @@ class ApiServer:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=60, context=_insecure_context()) as response:
+            with urllib.request.urlopen(request, timeout=60, context=insecure_context()) as response:
                 return cast("dict[str, Any]", json.loads(response.read() or b"{}"))
         except urllib.error.HTTPError as error:
             raw = error.read()
@@ -219,8 +220,10 @@ def wait_established(server: ApiServer, name: str, deadline: float) -> None:
     raise TimeoutError(f"CRD {name} not Established: {last}")
 
 
-def _insecure_context() -> ssl.SSLContext:
-    """The test server's certificate is its own, made at start-up."""
+@functools.cache
+def insecure_context() -> ssl.SSLContext:
+    """The test server's certificate is its own, made at start-up. One context for every request: a new
+    one reads the system's CA bundle."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -228,7 +231,7 @@ def _insecure_context() -> ssl.SSLContext:
 
 
 def _wait_ready(url: str, token: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    context = _insecure_context()
+    context = insecure_context()
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:

@@ -300,17 +300,25 @@ def create_metadata_database(evaluation: Evaluation, postgres: PostgresServer) -
 
 TEMPLATE_DATABASE = "airflow-k8s-migrated-template"
 _TEMPLATES: dict[int, str] = {}
+"""Server port -> the output of the migration step that made its template."""
 
 
 def migrated_template(postgres: PostgresServer) -> str:
     """A metadata database migrated once per server by the real migration step, to copy from."""
+    template_migration(postgres)
+    return TEMPLATE_DATABASE
+
+
+def template_migration(postgres: PostgresServer) -> str:
+    """The output of the dev stack's migrate-database init container, run for real on an empty database
+    to make the server's template (once per server)."""
     if postgres.port not in _TEMPLATES:
         from tests.support import evaluate_ok
 
         evaluation = evaluate_ok("dev", database={"databaseName": TEMPLATE_DATABASE})
         result = migrate_new_metadata_database(evaluation, postgres)
-        assert result.returncode == 0, result.stderr[-3000:]
-        _TEMPLATES[postgres.port] = TEMPLATE_DATABASE
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        _TEMPLATES[postgres.port] = result.stdout + result.stderr
     return _TEMPLATES[postgres.port]
 
 

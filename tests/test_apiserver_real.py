@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 from kubernetes import client as kube_client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ApiException
@@ -48,13 +49,29 @@ def server(kube_api_server: kube_apiserver.ApiServer) -> kube_apiserver.ApiServe
     return kube_api_server
 
 
+_CLIENTS: dict[tuple[str, str | None], DynamicClient] = {}
+
+
 def dynamic(server: kube_apiserver.ApiServer, impersonate: str | None = None) -> DynamicClient:
+    """A client for the server as the admin, or impersonating ``impersonate``: one per identity, kept
+    (a new one opens new TLS connections, each reading the system's CA bundle: ~30 ms of CPU, and the
+    admission and RBAC tests ask as a few identities hundreds of times)."""
+    if (server.url, impersonate) not in _CLIENTS:
+        _CLIENTS[(server.url, impersonate)] = _new_client(server, impersonate)
+    return _CLIENTS[(server.url, impersonate)]
+
+
+def _new_client(server: kube_apiserver.ApiServer, impersonate: str | None) -> DynamicClient:
     configuration = kube_client.Configuration()
     configuration.host = server.url
     configuration.verify_ssl = False
     configuration.api_key = {"BearerToken": server.token}
     configuration.api_key_prefix = {"BearerToken": "Bearer"}
     api = kube_client.ApiClient(configuration)
+    # the TLS context every client shares, made once (urllib3 would make one per connection)
+    api.rest_client.pool_manager = urllib3.PoolManager(
+        num_pools=4, maxsize=4, ssl_context=kube_apiserver.insecure_context()
+    )
     if impersonate is not None:
         # A ServiceAccount's groups (system:serviceaccounts[:NAMESPACE], system:authenticated) come with it.
         api.set_default_header("Impersonate-User", impersonate)

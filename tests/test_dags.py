@@ -76,13 +76,19 @@ def harness(pod: LocalPod, *args: str, timeout: float = 300) -> Any:
 
 
 @pytest.fixture(scope="module")
-def loaded(dag_processor: LocalPod) -> dict[str, Any]:
-    return harness(dag_processor, "load")
+def parsed(dag_processor: LocalPod) -> dict[str, Any]:
+    """The DAG folder parsed once in the dag-processor's environment: what loaded, and every pod task's pod."""
+    return harness(dag_processor, "load-and-pods")
 
 
 @pytest.fixture(scope="module")
-def pods(dag_processor: LocalPod) -> dict[str, Any]:
-    return harness(dag_processor, "pods")
+def loaded(parsed: dict[str, Any]) -> dict[str, Any]:
+    return parsed["load"]
+
+
+@pytest.fixture(scope="module")
+def pods(parsed: dict[str, Any]) -> dict[str, Any]:
+    return parsed["pods"]
 
 
 def test_all_dags_load_without_import_errors_through_the_config_map(loaded: dict[str, Any]) -> None:

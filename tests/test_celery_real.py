@@ -62,7 +62,10 @@ def broker(stack: Evaluation, postgres: PostgresServer) -> Iterator[LocalPod]:
 
 
 @pytest.fixture(scope="module")
-def worker(stack: Evaluation, postgres: PostgresServer, broker: LocalPod) -> Iterator[LocalPod]:
+def started_worker(
+    stack: Evaluation, postgres: PostgresServer, broker: LocalPod
+) -> Iterator[tuple[LocalPod, subprocess.CompletedProcess[str]]]:
+    """The worker, once its liveness probe passed; and that probe's run (it starts Airflow: seconds of CPU)."""
     # a Celery worker never touches the metadata database: nothing to migrate for it
     pod = LocalPod(stack, "Deployment", WORKER, postgres.port, redis_port=broker.port(names.REDIS_PORT))
     process = pod.start("worker")
@@ -70,9 +73,14 @@ def worker(stack: Evaluation, postgres: PostgresServer, broker: LocalPod) -> Ite
         assert wait_for_log(pod, "worker", CELERY_READY, process, timeout=150), pod.log("worker")[-3000:]
         alive = wait_for_probe(pod, "worker", "livenessProbe", timeout=150)
         assert process.poll() is None and alive.returncode == 0, pod.log("worker")[-3000:]
-        yield pod
+        yield pod, alive
     finally:
         pod.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(started_worker: tuple[LocalPod, subprocess.CompletedProcess[str]]) -> LocalPod:
+    return started_worker[0]
 
 
 def test_broker_answers_its_probe_with_the_generated_password_only(broker: LocalPod, stack: Evaluation) -> None:
@@ -98,10 +106,13 @@ def active_queues(pod: LocalPod) -> list[str]:
     return sorted(queue["name"] for queues in replies.values() for queue in queues)
 
 
-def test_worker_liveness_probe_pings_the_running_worker(worker: LocalPod) -> None:
-    result = worker.exec_probe("worker", "livenessProbe", timeout=60)
-    assert result.returncode == 0
-    assert "pong" in result.stdout.lower()
+def test_worker_liveness_probe_pings_the_running_worker(
+    started_worker: tuple[LocalPod, subprocess.CompletedProcess[str]],
+) -> None:
+    worker, probe = started_worker
+    assert worker.processes[0].poll() is None
+    assert probe.returncode == 0
+    assert "pong" in probe.stdout.lower()
 
 
 def test_worker_consumes_exactly_its_queues(worker: LocalPod) -> None:

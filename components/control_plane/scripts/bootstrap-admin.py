@@ -3,7 +3,8 @@ the stack switched the admin login off (no password file), deactivate that user.
 
 Idempotent: runs in an init container of every api-server pod. The password comes from a mounted Secret
 file (never from the environment or a command line). When the user is already as it should be (every
-rollout after the first), one query finds that out and Airflow is not started at all.
+rollout after the first), one query finds that out and Airflow is not started at all; deactivating is one
+statement too. Only creating, resetting or reactivating the user starts FAB.
 """
 
 from __future__ import annotations
@@ -36,17 +37,20 @@ def already_done(username: str, password: str | None) -> bool:
 
 
 def deactivate(username: str) -> int:
-    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
-
-    with get_application_builder() as appbuilder:
-        security: Any = appbuilder.sm  # FAB's security manager is untyped
-        user = security.find_user(username=username)
-        if user is None or not user.active:
-            print(f"bootstrap-admin: admin login off; no active user {username!r}")
-            return 0
-        user.active = False
-        security.update_user(user)
+    """The admin login is off: the user may no longer sign in (FAB checks ``active`` at every sign-in and
+    token request). One statement; Airflow is not started."""
+    connection = metadata_db.connect(metadata_db.database_url())
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE ab_user SET active = false WHERE username = %s AND active", (username,))
+            deactivated = cursor.rowcount > 0
+        connection.commit()
+    finally:
+        connection.close()
+    if deactivated:
         print(f"bootstrap-admin: admin login off; deactivated {username!r}")
+    else:
+        print(f"bootstrap-admin: admin login off; no active user {username!r}")
     return 0
 
 

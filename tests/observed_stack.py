@@ -114,9 +114,14 @@ def pooled_login(evaluation: Evaluation) -> dict[str, str]:
     return {"user": unquote(pooled.username or ""), "password": unquote(pooled.password or "")}
 
 
+def console_connection(bouncer: pgbouncer_server.PgBouncerServer, evaluation: Evaluation) -> Any:
+    """A connection to PgBouncer's admin console, as the stack's user (its stats_users)."""
+    return psycopg2.connect(host="127.0.0.1", port=bouncer.port, dbname="pgbouncer", **pooled_login(evaluation))
+
+
 def show(bouncer: pgbouncer_server.PgBouncerServer, evaluation: Evaluation, command: str) -> list[dict[str, Any]]:
     """PgBouncer's admin console, as the stack's user (its stats_users)."""
-    connection = psycopg2.connect(host="127.0.0.1", port=bouncer.port, dbname="pgbouncer", **pooled_login(evaluation))
+    connection = console_connection(bouncer, evaluation)
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
@@ -195,10 +200,14 @@ def observed(postgres: PostgresServer, dags: Path) -> Iterator[Observed]:
         exporter = servers.enter_context(start_exporter(evaluation))
         bouncer = start_bouncer(evaluation, postgres)
         servers.callback(bouncer.stop)
-        backends = pgbouncer_server.Sampler(lambda: pgbouncer_server.backend_count(postgres, DATABASE))
-        servers_sampler = pgbouncer_server.Sampler(lambda: len(show(bouncer, evaluation, "SHOW SERVERS")))
+        database = pgbouncer_server.KeptConnection(lambda: postgres.connect(DATABASE))
+        console = pgbouncer_server.KeptConnection(lambda: console_connection(bouncer, evaluation))
+        servers.callback(database.close)
+        servers.callback(console.close)
+        backends = pgbouncer_server.Sampler(lambda: int(database.rows(pgbouncer_server.BACKENDS)[0]["count"]))
+        servers_sampler = pgbouncer_server.Sampler(lambda: len(console.rows("SHOW SERVERS")))
         clients = pgbouncer_server.Sampler(
-            lambda: sum(1 for c in show(bouncer, evaluation, "SHOW CLIENTS") if c["database"] == DATABASE)
+            lambda: sum(1 for c in console.rows("SHOW CLIENTS") if c["database"] == DATABASE)
         )
         with (
             airflow_stack.components_running(

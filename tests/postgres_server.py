@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SUPERUSER_PASSWORD = "test-superuser-password"
 
@@ -46,12 +47,16 @@ class PostgresServer:
         prefix = ["runuser", "-u", self.as_user, "--"] if self.as_user else []
         return subprocess.run([*prefix, *command], check=True, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
 
-    def sql(self, statement: str, database: str = "postgres") -> str:
+    def connect(self, database: str = "postgres") -> Any:
+        """A new psycopg2 connection as the superuser."""
         import psycopg2
 
-        connection = psycopg2.connect(
+        return psycopg2.connect(
             host="127.0.0.1", port=self.port, user="postgres", password=SUPERUSER_PASSWORD, dbname=database
         )
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        connection = self.connect(database)
         connection.autocommit = True
         try:
             with connection.cursor() as cursor:
@@ -62,11 +67,7 @@ class PostgresServer:
 
     def rows(self, statement: str, database: str, parameters: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """A query's rows, with bound parameters (as the superuser)."""
-        import psycopg2
-
-        connection = psycopg2.connect(
-            host="127.0.0.1", port=self.port, user="postgres", password=SUPERUSER_PASSWORD, dbname=database
-        )
+        connection = self.connect(database)
         try:
             with connection.cursor() as cursor:
                 cursor.execute(statement, parameters)

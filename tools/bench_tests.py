@@ -3,9 +3,11 @@
     uv run --frozen --group test python -m tools.bench_tests [--runs 3] [--tier fast|full]
 
 Runs each tier's command (the same ones the README and docs/architecture.md give) --runs times and
-prints the wall-clock seconds of each run, the median, and pytest's own summary line. Wall-clock time
-depends on the machine and its load: compare figures taken on the same machine, idle. The goals are
-60 s for the fast tier and 5 min for the full suite on 2 idle cores.
+prints the wall-clock seconds of each run, the CPU seconds it used (its processes, user + system), the
+median, and pytest's own summary line. Wall-clock time depends on the machine and its load: compare
+figures taken on the same machine, idle. Before each run it times a fixed pure-Python loop (the
+"reference"): on a shared or throttled host the same machine's speed varies, and the reference shows
+by how much. The goals are 60 s for the fast tier and 5 min for the full suite on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,13 +32,29 @@ GOALS = {"fast": 60.0, "full": 300.0}
 SUMMARY = re.compile(r"^=*\s*(\d+ passed.*?)\s*=*$", re.MULTILINE)
 
 
-def run_tier(command: list[str]) -> tuple[float, str, int]:
+def reference_seconds() -> float:
+    """A fixed single-threaded pure-Python workload: how fast this machine is right now."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(10_000_000):
+        total += number * number
+    return time.perf_counter() - started
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_tier(command: list[str]) -> tuple[float, float, str, int]:
+    cpu_before = children_cpu()
     started = time.monotonic()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
+    cpu = children_cpu() - cpu_before
     summaries = SUMMARY.findall(result.stdout)
     summary = summaries[-1] if summaries else result.stdout.strip().splitlines()[-1:]
-    return elapsed, str(summary), result.returncode
+    return elapsed, cpu, str(summary), result.returncode
 
 
 def main() -> int:
@@ -49,10 +68,15 @@ def main() -> int:
     for tier in tiers:
         times: list[float] = []
         for run in range(1, args.runs + 1):
-            elapsed, summary, code = run_tier(TIERS[tier])
+            reference = reference_seconds()
+            elapsed, cpu, summary, code = run_tier(TIERS[tier])
             times.append(elapsed)
             failed |= code != 0
-            print(f"{tier:>4} run {run}: {elapsed:6.1f} s  exit {code}  {summary}", flush=True)
+            print(
+                f"{tier:>4} run {run}: {elapsed:6.1f} s  cpu {cpu:6.1f} s  reference {reference:.2f} s"
+                f"  exit {code}  {summary}",
+                flush=True,
+            )
         median = statistics.median(times)
         print(f"{tier:>4} median {median:.1f} s (goal {GOALS[tier]:.0f} s)  command: {' '.join(TIERS[tier])}")
     return 1 if failed else 0

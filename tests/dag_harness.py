@@ -24,8 +24,7 @@ def dag_bag() -> Any:
     return BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name="dags-folder", safe_mode=True)
 
 
-def load(bag: Any = None) -> dict[str, Any]:
-    bag = bag if bag is not None else dag_bag()
+def load(bag: Any) -> dict[str, Any]:
     return {
         "dag_ids": sorted(bag.dag_ids),
         "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
@@ -33,13 +32,13 @@ def load(bag: Any = None) -> dict[str, Any]:
     }
 
 
-def pods(bag: Any = None) -> dict[str, Any]:
+def pods(bag: Any) -> dict[str, Any]:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import ApiClient
 
     api = ApiClient()
     found: dict[str, Any] = {}
-    for dag_id, dag in sorted((bag if bag is not None else dag_bag()).dags.items()):
+    for dag_id, dag in sorted(bag.dags.items()):
         for task in dag.tasks:
             if isinstance(task, KubernetesPodOperator):
                 pod = task.build_pod_request_obj(dry_run=True)
@@ -175,7 +174,7 @@ def fetch_served_log(url: str, relative_path: str) -> dict[str, Any]:
 def main() -> None:
     mode = sys.argv[1]
     if mode == "pods":
-        result = pods()
+        result = pods(dag_bag())
     elif mode == "load-and-pods":
         # one parse, one Airflow start-up (seconds of CPU) for both
         bag = dag_bag()

@@ -290,10 +290,15 @@ class LocalPod:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def stack_database(evaluation: Evaluation) -> dict[str, Any]:
+    """The stack's Postgres container environment: POSTGRES_DB and POSTGRES_USER name its database."""
+    return env_of(next(containers(evaluation.find("StatefulSet", names.POSTGRES))))
+
+
 def create_metadata_database(evaluation: Evaluation, postgres: PostgresServer) -> None:
     """An empty metadata database on the test server, named and owned as the stack's Postgres creates it:
     the official image makes POSTGRES_USER the server's superuser."""
-    database = env_of(next(containers(evaluation.find("StatefulSet", names.POSTGRES))))
+    database = stack_database(evaluation)
     password = decoded_secret(evaluation, names.POSTGRES_SECRET)[names.POSTGRES_PASSWORD_KEY]
     postgres.create_database(database["POSTGRES_DB"], database["POSTGRES_USER"], password, superuser=True)
 
@@ -323,7 +328,8 @@ def template_migration(postgres: PostgresServer) -> str:
 
 
 ADMIN_TEMPLATE_DATABASE = "airflow-k8s-admin-template"
-_ADMIN_TEMPLATES: dict[int, str] = {}
+_ADMIN_TEMPLATES: set[int] = set()
+"""The ports of the servers that hold an admin template."""
 
 
 def admin_template(postgres: PostgresServer) -> str:
@@ -342,8 +348,8 @@ def admin_template(postgres: PostgresServer) -> str:
         finally:
             api_server.stop()
         assert created.returncode == 0 and "created user" in created.stdout, created.stderr[-3000:]
-        _ADMIN_TEMPLATES[postgres.port] = ADMIN_TEMPLATE_DATABASE
-    return _ADMIN_TEMPLATES[postgres.port]
+        _ADMIN_TEMPLATES.add(postgres.port)
+    return ADMIN_TEMPLATE_DATABASE
 
 
 def copy_migrated_database(evaluation: Evaluation, postgres: PostgresServer, with_admin: bool = False) -> None:
@@ -354,16 +360,17 @@ def copy_migrated_database(evaluation: Evaluation, postgres: PostgresServer, wit
     it migrates)."""
     template = admin_template(postgres) if with_admin else migrated_template(postgres)
     create_metadata_database(evaluation, postgres)
-    database = env_of(next(containers(evaluation.find("StatefulSet", names.POSTGRES))))
+    database = stack_database(evaluation)
     postgres.clone(template, database["POSTGRES_DB"], database["POSTGRES_USER"])
 
 
 def task_instance(evaluation: Evaluation, postgres: PostgresServer, ti_id: str) -> dict[str, Any]:
     """A task instance's state, hostname and try number, read from the stack's metadata database with one
     query (an Airflow process would spend seconds importing Airflow to read the same row)."""
-    database = env_of(next(containers(evaluation.find("StatefulSet", names.POSTGRES))))["POSTGRES_DB"]
     rows = postgres.rows(
-        "SELECT state, hostname, try_number FROM task_instance WHERE id = %s::uuid", database, (ti_id,)
+        "SELECT state, hostname, try_number FROM task_instance WHERE id = %s::uuid",
+        stack_database(evaluation)["POSTGRES_DB"],
+        (ti_id,),
     )
     assert len(rows) == 1, f"task instance {ti_id}: {rows}"
     state, hostname, try_number = rows[0]

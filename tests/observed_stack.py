@@ -119,19 +119,6 @@ def console_connection(bouncer: pgbouncer_server.PgBouncerServer, evaluation: Ev
     return psycopg2.connect(host="127.0.0.1", port=bouncer.port, dbname="pgbouncer", **pooled_login(evaluation))
 
 
-def show(bouncer: pgbouncer_server.PgBouncerServer, evaluation: Evaluation, command: str) -> list[dict[str, Any]]:
-    """PgBouncer's admin console, as the stack's user (its stats_users)."""
-    connection = console_connection(bouncer, evaluation)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(command)
-            columns = [column.name for column in cursor.description or []]
-            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        connection.close()
-
-
 def sample_names(exporter: statsd_exporter.StatsdExporter) -> set[str]:
     return {sample.name for family in exporter.scrape() for sample in family.samples}
 

@@ -56,22 +56,25 @@ class PostgresServer:
         )
 
     def sql(self, statement: str, database: str = "postgres") -> str:
+        found = self._execute(statement, database, ())
+        return "" if found is None else str(found)
+
+    def rows(self, statement: str, database: str, parameters: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """A query's rows, with bound parameters (as the superuser)."""
+        found = self._execute(statement, database, parameters)
+        assert found is not None, f"not a query: {statement}"
+        return found
+
+    def _execute(
+        self, statement: str, database: str, parameters: tuple[object, ...]
+    ) -> list[tuple[object, ...]] | None:
+        """The statement's rows, or None for a statement that returns none (autocommit, as the superuser)."""
         connection = self.connect(database)
         connection.autocommit = True
         try:
             with connection.cursor() as cursor:
-                cursor.execute(statement)
-                return str(cursor.fetchall()) if cursor.description else ""
-        finally:
-            connection.close()
-
-    def rows(self, statement: str, database: str, parameters: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        """A query's rows, with bound parameters (as the superuser)."""
-        connection = self.connect(database)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(statement, parameters)
-                return list(cursor.fetchall())
+                cursor.execute(statement, parameters or None)
+                return list(cursor.fetchall()) if cursor.description else None
         finally:
             connection.close()
 
